@@ -1,0 +1,1 @@
+"""Compiled twins of the hot-path modules. Import them only through ``a2wsgi._hot``."""

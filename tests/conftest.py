@@ -1,0 +1,80 @@
+"""Test harness: every behavioural test runs against both the pure and the compiled hot paths.
+
+The ``hot`` fixture is parametrised over the two implementations. The compiled parameter is
+marked ``c_extension`` and imports ``a2wsgi._speedups.*`` directly, so a missing build is an
+error, never a skip. ``--no-c-extensions`` deselects it (PyPy, or a pure-only check).
+The ``impl`` fixture also rebinds the orchestration modules (``a2wsgi.wsgi``, ``a2wsgi.asgi``)
+to the chosen implementation for the duration of one test.
+"""
+
+import importlib
+import types
+
+import pytest
+
+HOT_MODULES = ("_wsgi_hot", "_asgi_hot")
+ORCHESTRATION = ("a2wsgi.wsgi", "a2wsgi.asgi")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--no-c-extensions",
+        action="store_true",
+        default=False,
+        help="do not run the tests against the compiled speedups",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--no-c-extensions"):
+        return
+    kept, dropped = [], []
+    for item in items:
+        (dropped if item.get_closest_marker("c_extension") else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def _load(kind):
+    if kind == "pure":
+        mods = {name: importlib.import_module("a2wsgi." + name) for name in HOT_MODULES}
+    else:
+        mods = {name: importlib.import_module("a2wsgi._speedups." + name) for name in HOT_MODULES}
+    return types.SimpleNamespace(name=kind, compiled=kind == "compiled",
+                                 wsgi_hot=mods["_wsgi_hot"], asgi_hot=mods["_asgi_hot"])
+
+
+@pytest.fixture(
+    scope="session",
+    params=[
+        pytest.param("pure", id="pure"),
+        pytest.param("compiled", id="compiled", marks=pytest.mark.c_extension),
+    ],
+)
+def hot(request):
+    """The hot-path modules of one implementation: ``hot.wsgi_hot`` and ``hot.asgi_hot``."""
+    return _load(request.param)
+
+
+@pytest.fixture
+def impl(hot, monkeypatch):
+    """``hot``, with the orchestration modules rebound to it for this test."""
+    for orch_name in ORCHESTRATION:
+        orch = importlib.import_module(orch_name)
+        for mod in (hot.wsgi_hot, hot.asgi_hot):
+            for name in mod.__all__:
+                if name in vars(orch):
+                    monkeypatch.setattr(orch, name, getattr(mod, name))
+    return hot
+
+
+@pytest.fixture(scope="session")
+def pure():
+    return _load("pure")
+
+
+@pytest.fixture(scope="session")
+def compiled():
+    """The compiled twins, imported directly: an ImportError here means the build is missing."""
+    return _load("compiled")

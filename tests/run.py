@@ -1,0 +1,53 @@
+"""The test command: the suite with the compiled speedups (both implementations), then again with
+``A2WSGI_PURE=1`` (pure only). Fails if the compiled extension was not built, and if pytest
+collected no test (its exit code 5). Extra arguments are passed to pytest.
+
+Set ``A2WSGI_TEST_NO_COMPILED=1`` on an interpreter without the extension (PyPy): the first pass
+then runs with ``--no-c-extensions`` and the build check is skipped.
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _pytest(args, env_extra):
+    env = dict(os.environ)
+    env.pop("A2WSGI_PURE", None)
+    env.update(env_extra)
+    label = " ".join("%s=%s" % kv for kv in env_extra.items()) or "compiled + pure"
+    print("\n=== pytest (%s) %s" % (label, " ".join(args)), flush=True)
+    started = time.monotonic()
+    code = subprocess.call([sys.executable, "-m", "pytest", *args], env=env, cwd=os.path.dirname(HERE))
+    print("=== %s finished in %.0f s with exit code %d" % (label, time.monotonic() - started, code),
+          flush=True)
+    if code == 5:
+        print("error: pytest collected no test", file=sys.stderr)
+        return 1
+    return code
+
+
+def main(argv):
+    no_compiled = os.environ.get("A2WSGI_TEST_NO_COMPILED", "") not in ("", "0")
+    if not no_compiled:
+        probe = subprocess.run(
+            [sys.executable, "-c", "import a2wsgi, a2wsgi._speedups._wsgi_hot, a2wsgi._speedups._asgi_hot;"
+             "assert a2wsgi.SPEEDUPS, 'a2wsgi.SPEEDUPS is False'"],
+            env={k: v for k, v in os.environ.items() if k != "A2WSGI_PURE"},
+            capture_output=True, text=True,
+        )
+        if probe.returncode != 0:
+            print("error: the compiled speedups are not built or not selected:\n" + probe.stderr,
+                  file=sys.stderr)
+            return 1
+    first = list(argv) + (["--no-c-extensions"] if no_compiled else [])
+    code = _pytest(first, {})
+    code2 = _pytest(list(argv) + ["--no-c-extensions"], {"A2WSGI_PURE": "1"})
+    return code or code2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
