@@ -1,0 +1,79 @@
+"""Instructions per call of the hot paths, counted by valgrind's callgrind (repeatable, unlike time).
+
+    python bench/callgrind.py [--calls N] [--json PATH]
+
+Each (implementation, function) is run twice under ``valgrind --tool=callgrind`` with
+``PYTHONHASHSEED=0``: a loop of ``base`` calls and a loop of ``base + N`` calls, in the same
+single-threaded process shape. The difference of the two totals divided by ``N`` is the cost of one
+call, with interpreter start-up and imports cancelled out.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import peers
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FUNCS = ("build_environ", "build_scope", "translate_request_headers")
+IMPLS = ("ours-compiled", "ours-pure", "upstream")
+_COLLECTED = re.compile(rb"Collected\s*:\s*(\d+)")
+
+
+def available():
+    return shutil.which("valgrind") is not None
+
+
+def _count(label, func, calls, python, outdir):
+    impl, env = peers.worker_env(label)
+    env["PYTHONHASHSEED"] = "0"
+    argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + os.path.join(outdir, "cg.%p"),
+            python, os.path.join(HERE, "_worker.py"), "loop", impl, func, str(calls)]
+    proc = subprocess.run(argv, env=env, cwd=HERE, capture_output=True, timeout=900)
+    found = _COLLECTED.findall(proc.stderr)
+    if b"workloads.NotAvailable" in proc.stderr:
+        return None
+    if proc.returncode != 0 or not found:
+        tail = proc.stderr.decode("utf-8", "replace")[-1500:]
+        raise RuntimeError("callgrind run of %s %s failed (exit %d):\n%s" % (label, func, proc.returncode, tail))
+    return int(found[-1])
+
+
+def measure(calls=2000, base=200, impls=IMPLS, funcs=FUNCS, python=sys.executable, log=print):
+    """``{func: {label: instructions per call or None}}``."""
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="a2wsgi-cg-") as outdir:
+        for func in funcs:
+            row = results[func] = {}
+            for label in impls:
+                small = _count(label, func, base, python, outdir)
+                if small is None:
+                    row[label] = None
+                    continue
+                big = _count(label, func, base + calls, python, outdir)
+                row[label] = (big - small) / calls
+                log("callgrind %-26s %-14s %10.0f instructions/call" % (func, label, row[label]))
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--json", metavar="PATH")
+    args = parser.parse_args()
+    if not available():
+        raise SystemExit("valgrind is not installed")
+    peers.ensure_peers(sys.executable)
+    results = measure(calls=args.calls)
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(results, out, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,717 @@
+"""Compare a2wsgi (compiled and pure) with upstream a2wsgi 1.10.10, uvicorn's and asgiref's bridges
+and the floors, in one run.
+
+    python bench/run.py [--quick] [--json PATH] [--only WORKLOAD_OR_GROUP ...] [--impl LABEL ...]
+                        [--repeats N] [--callgrind] [--loadgen {wrk,python}]
+
+Each implementation is measured in its own long-lived worker process (``_worker.py``), and the
+implementations take turns on every workload (A B C A B C ...), the order rotating each repeat,
+so that the noise of a shared machine falls on all of them alike. Figures are medians over the
+repeats. Peak RSS is measured in a fresh process per figure. The real-server workloads start
+uvicorn or gunicorn on 127.0.0.1 per figure, load them with wrk (or ``loadgen.py``) from a
+separate process, and stop them by pid.
+
+Exit status: 0 when every bridge answered every request correctly (a figure may be
+"n/a (not implemented)"), 1 when any bridge errored or hung.
+"""
+
+import argparse
+import contextlib
+import datetime
+import http.client
+import json
+import os
+import platform
+import re
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+import apps  # noqa: E402
+import peers  # noqa: E402
+
+MiB = apps.MiB
+W2A_LABELS = ("ours-compiled", "ours-pure", "upstream", "uvicorn", "asgiref", "floor", "native")
+A2W_LABELS = ("ours-compiled", "ours-pure", "upstream", "floor", "native")
+REF = "ours-compiled"
+
+
+class Workload:
+    def __init__(self, key, group, title, labels, full, quick, better):
+        self.key, self.group, self.title, self.labels = key, group, title, labels
+        self.full, self.quick, self.better = full, quick, better
+
+
+IN_PROCESS = [
+    Workload("wa_echo_seq", "wa", "W→A small POST echo, sequential", W2A_LABELS, 3000, 400, "lower"),
+    Workload("wa_echo_c100", "wa", "W→A small POST echo, 100 concurrent", W2A_LABELS, 6000, 1000, "higher"),
+    Workload("wa_download", "wa", "W→A 100 MiB download, 64 KiB chunks", W2A_LABELS[:-2] + ("native",),
+             100 * MiB, 32 * MiB, "higher"),
+    Workload("wa_upload", "wa", "W→A 100 MiB upload, 64 KiB chunks", W2A_LABELS[:-2] + ("native",),
+             100 * MiB, 32 * MiB, "higher"),
+    Workload("aw_echo_seq", "aw", "A→W small POST echo, sequential", A2W_LABELS, 3000, 400, "lower"),
+    Workload("aw_echo_t8", "aw", "A→W small POST echo, 8 threads", A2W_LABELS, 6000, 1000, "higher"),
+    Workload("aw_download", "aw", "A→W 100 MiB download, 64 KiB chunks", ("ours-compiled", "ours-pure", "upstream",
+             "native"), 100 * MiB, 32 * MiB, "higher"),
+    Workload("aw_upload", "aw", "A→W 100 MiB upload, 64 KiB chunks", ("ours-compiled", "ours-pure", "upstream",
+             "native"), 100 * MiB, 32 * MiB, "higher"),
+    Workload("build_environ", "hot", "build_environ, 20 headers", ("ours-compiled", "ours-pure", "upstream",
+             "uvicorn"), 20000, 3000, "lower"),
+    Workload("build_scope", "hot", "build_scope, 20 headers", ("ours-compiled", "ours-pure", "upstream"),
+             20000, 3000, "lower"),
+    Workload("translate_request_headers", "hot", "request headers → environ keys, 20 headers",
+             ("ours-compiled", "ours-pure"), 20000, 3000, "lower"),
+]
+RSS_LABELS_W2A = ("ours-compiled", "ours-pure", "upstream", "uvicorn", "asgiref")
+RSS_LABELS_A2W = ("ours-compiled", "ours-pure", "upstream")
+RSS = [
+    Workload("rss_wa_download", "rss", "W→A peak RSS growth, 1 GiB download", RSS_LABELS_W2A, 1024 * MiB,
+             128 * MiB, "lower"),
+    Workload("rss_wa_upload", "rss", "W→A peak RSS growth, 1 GiB upload", RSS_LABELS_W2A, 1024 * MiB,
+             128 * MiB, "lower"),
+    Workload("rss_aw_download", "rss", "A→W peak RSS growth, 1 GiB download", RSS_LABELS_A2W, 1024 * MiB,
+             128 * MiB, "lower"),
+    Workload("rss_aw_upload", "rss", "A→W peak RSS growth, 1 GiB upload", RSS_LABELS_A2W, 1024 * MiB,
+             128 * MiB, "lower"),
+]
+SERVERS = [
+    Workload("srv_uvicorn", "servers", "uvicorn (h11, asyncio), WSGI hello world through each W→A bridge",
+             ("ours-compiled", "ours-pure", "upstream", "uvicorn", "asgiref", "native"), 5.0, 1.0, "higher"),
+    Workload("srv_gunicorn", "servers", "gunicorn gthread (1 worker, 8 threads), ASGI hello world through "
+             "each A→W bridge", ("ours-compiled", "ours-pure", "upstream", "native"), 5.0, 1.0, "higher"),
+]
+ALL = IN_PROCESS + RSS + SERVERS
+GROUPS = sorted({w.group for w in ALL})
+UNIT_TEXT = {"us/req": "µs/req", "us/call": "µs/call", "req/s": "req/s", "MiB/s": "MiB/s", "MiB": "MiB",
+             "Ir/call": "instr/call"}
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- worker processes
+
+class Worker:
+    """A long-lived ``_worker.py serve`` process for one label."""
+
+    def __init__(self, label, python, logdir):
+        self.label, self.python, self.logdir = label, python, logdir
+        self.proc = None
+        self.hello = None
+        self.start()
+
+    def start(self):
+        impl, env = peers.worker_env(self.label)
+        self.log_path = os.path.join(self.logdir, "worker-%s.log" % self.label)
+        self.log_file = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([self.python, os.path.join(HERE, "_worker.py"), "serve", impl],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log_file,
+                                     env=env, cwd=HERE, start_new_session=True)
+
+    def read_line(self, timeout):
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            return None
+        line = self.proc.stdout.readline()
+        return json.loads(line) if line else {"error": "worker exited (code %s)\n%s" % (self.proc.wait(),
+                                                                                         self.tail())}
+
+    def ensure_hello(self, timeout=60):
+        if self.hello is None:
+            reply = self.read_line(timeout)
+            if reply is None or "hello" not in reply:
+                self.hello = {"error": "worker did not start: %r\n%s" % (reply, self.tail())}
+            else:
+                self.hello = reply["hello"]
+        return self.hello
+
+    def ask(self, workload, size, timeout):
+        self.ensure_hello()
+        try:
+            self.proc.stdin.write((json.dumps({"workload": workload, "size": size}) + "\n").encode())
+            self.proc.stdin.flush()
+        except OSError:
+            reply = {"error": "worker is gone\n" + self.tail()}
+            self.restart()
+            return reply
+        reply = self.read_line(timeout)
+        if reply is None:
+            reply = {"error": "no answer within %.0f s (hung?)\n%s" % (timeout, self.tail())}
+            self.restart()
+        elif "error" in reply and self.proc.poll() is not None:
+            self.restart()
+        return reply
+
+    def tail(self, size=3000):
+        self.log_file.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read()[-size:].decode("utf-8", "replace")
+
+    def restart(self):
+        self.stop()
+        self.hello = None
+        self.start()
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log_file.close()
+        self.proc = None
+
+
+# ---------------------------------------------------------------- results
+
+class Results:
+    def __init__(self):
+        self.cells = {}
+
+    def cell(self, workload, label):
+        return self.cells.setdefault(workload, {}).setdefault(label, {"values": []})
+
+    def add(self, workload, label, reply):
+        cell = self.cell(workload, label)
+        if "value" in reply:
+            cell["values"].append(reply["value"])
+            cell["unit"] = reply["unit"]
+            for key, value in reply.items():
+                if key not in ("value", "unit", "hello"):
+                    cell.setdefault(key, []).append(value)
+        elif "na" in reply:
+            cell["na"] = reply["na"]
+        else:
+            cell.setdefault("errors", []).append(reply.get("error", "unknown error"))
+
+    def skip(self, workload, label):
+        cell = self.cells.get(workload, {}).get(label)
+        return cell is not None and ("na" in cell or cell.get("errors"))
+
+    def median(self, workload, label):
+        cell = self.cells.get(workload, {}).get(label)
+        if not cell or not cell["values"] or cell.get("errors"):
+            return None
+        return statistics.median(cell["values"])
+
+    def finish(self):
+        for row in self.cells.values():
+            for cell in row.values():
+                if cell["values"]:
+                    cell["median"] = statistics.median(cell["values"])
+                    cell["min"] = min(cell["values"])
+                    cell["max"] = max(cell["values"])
+
+    def errors(self):
+        return [(w, label, cell["errors"]) for w, row in self.cells.items() for label, cell in row.items()
+                if cell.get("errors")]
+
+
+def interleaved(labels, repeat):
+    shift = repeat % len(labels)
+    return list(labels[shift:]) + list(labels[:shift])
+
+
+def run_in_process(workloads, labels, repeats, quick, python, logdir, results, timeout):
+    needed = [label for label in labels if any(label in w.labels for w in workloads)]
+    workers = {label: Worker(label, python, logdir) for label in needed}
+    try:
+        for label, worker in workers.items():
+            hello = worker.ensure_hello()
+            log("worker %-14s %s" % (label, json.dumps(hello)))
+            if "error" in hello:
+                for w in workloads:
+                    if label in w.labels:
+                        results.add(w.key, label, {"error": hello["error"]})
+        for repeat in range(repeats):
+            for w in workloads:
+                size = w.quick if quick else w.full
+                for label in interleaved([x for x in w.labels if x in workers], repeat):
+                    if results.skip(w.key, label):
+                        continue
+                    reply = workers[label].ask(w.key, size, timeout)
+                    results.add(w.key, label, reply)
+                    log("[%d/%d] %-26s %-14s %s" % (repeat + 1, repeats, w.key, label, _short(reply)))
+        return {label: worker.hello for label, worker in workers.items()}
+    finally:
+        for worker in workers.values():
+            worker.stop()
+
+
+def _short(reply):
+    if "value" in reply:
+        return "%.2f %s" % (reply["value"], reply["unit"])
+    if "na" in reply:
+        return "n/a (%s)" % reply["na"]
+    return "ERROR " + reply.get("error", "").strip().splitlines()[-1][:200]
+
+
+def run_rss(workloads, labels, repeats, quick, python, results, timeout):
+    for repeat in range(repeats):
+        for w in workloads:
+            size = w.quick if quick else w.full
+            for label in interleaved([x for x in w.labels if x in labels], repeat):
+                if results.skip(w.key, label):
+                    continue
+                impl, env = peers.worker_env(label)
+                inner = w.key.replace("rss_", "")
+                try:
+                    proc = subprocess.run([python, os.path.join(HERE, "_worker.py"), "rss", impl, inner, str(size)],
+                                          env=env, cwd=HERE, capture_output=True, timeout=timeout)
+                    lines = proc.stdout.decode().strip().splitlines()
+                    reply = json.loads(lines[-1]) if lines else {
+                        "error": "exit %d\n%s" % (proc.returncode, proc.stderr.decode("utf-8", "replace")[-2000:])}
+                except subprocess.TimeoutExpired:
+                    reply = {"error": "no answer within %.0f s (hung?)" % timeout}
+                reply.pop("hello", None)
+                results.add(w.key, label, reply)
+                log("[%d/%d] %-26s %-14s %s" % (repeat + 1, repeats, w.key, label, _short(reply)))
+
+
+# ---------------------------------------------------------------- real servers
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_port(port, proc, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("server exited early with code %s" % proc.returncode)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError("server did not listen on 127.0.0.1:%d within %.0f s" % (port, timeout))
+
+
+def _stop_server(proc):
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def server_argv(kind, python, port):
+    if kind == "srv_uvicorn":
+        return [python, "-m", "uvicorn", "_server_apps:app", "--host", "127.0.0.1", "--port", str(port),
+                "--interface", "asgi3", "--http", "h11", "--loop", "asyncio", "--lifespan", "auto",
+                "--log-level", "warning", "--no-access-log"]
+    return [python, "-m", "gunicorn", "--worker-class", "gthread", "--workers", "1", "--threads", "8",
+            "--bind", "127.0.0.1:%d" % port, "--log-level", "warning", "_server_apps:app"]
+
+
+def _check_hello(port):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    if response.status != 200 or body != apps.HELLO:
+        raise RuntimeError("GET / answered %d %r" % (response.status, body[:80]))
+
+
+_WRK_RPS = re.compile(r"Requests/sec:\s*([\d.]+)")
+_WRK_NON2XX = re.compile(r"Non-2xx or 3xx responses:\s*(\d+)")
+_WRK_SOCKET = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+_WRK_TOTAL = re.compile(r"(\d+) requests in ([\d.]+)(\w+)")
+
+
+def load(port, duration, connections, loadgen, python):
+    url = "http://127.0.0.1:%d/" % port
+    if loadgen == "wrk":
+        out = subprocess.run(["wrk", "-t1", "-c%d" % connections, "-d%ds" % max(1, round(duration)), url],
+                             capture_output=True, text=True, timeout=duration + 60).stdout
+        rps = _WRK_RPS.search(out)
+        if not rps:
+            raise RuntimeError("could not read wrk's output:\n" + out)
+        non2xx = _WRK_NON2XX.search(out)
+        sock = _WRK_SOCKET.search(out)
+        total = _WRK_TOTAL.search(out)
+        return {"rps": float(rps.group(1)), "non2xx": int(non2xx.group(1)) if non2xx else 0,
+                "socket_errors": sum(map(int, sock.groups())) if sock else 0,
+                "requests": int(total.group(1)) if total else None}
+    out = subprocess.run([python, os.path.join(HERE, "loadgen.py"), url, "--connections", str(connections),
+                          "--duration", str(duration)], capture_output=True, text=True, timeout=duration + 60)
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"rps": data["rps"], "non2xx": data["non2xx"], "socket_errors": data["errors"],
+            "requests": data["requests"]}
+
+
+def run_servers(workloads, labels, repeats, quick, python, logdir, results, loadgen, connections):
+    for repeat in range(repeats):
+        for w in workloads:
+            duration = w.quick if quick else w.full
+            direction = "wa" if w.key == "srv_uvicorn" else "aw"
+            for label in interleaved([x for x in w.labels if x in labels], repeat):
+                if results.skip(w.key, label):
+                    continue
+                impl, env = peers.worker_env(label)
+                env["A2WSGI_BENCH_APP"] = "%s:%s" % (direction, impl)
+                port = free_port()
+                log_path = os.path.join(logdir, "%s-%s.log" % (w.key, label))
+                with open(log_path, "ab") as server_log:
+                    proc = subprocess.Popen(server_argv(w.key, python, port), env=env, cwd=HERE,
+                                            stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True)
+                try:
+                    _wait_for_port(port, proc)
+                    _check_hello(port)
+                    load(port, 0.5 if quick else 1.0, connections, "python" if loadgen == "python" else loadgen,
+                         python)
+                    got = load(port, duration, connections, loadgen, python)
+                    if got["non2xx"]:
+                        reply = {"error": "%d responses were not 2xx" % got["non2xx"]}
+                    else:
+                        _check_hello(port)
+                        reply = {"value": got["rps"], "unit": "req/s", "socket_errors": got["socket_errors"]}
+                except Exception as exc:  # noqa: BLE001 - a failing server is a figure-less answer
+                    with open(log_path, "rb") as f:
+                        tail = f.read()[-2000:].decode("utf-8", "replace")
+                    text = "%s: %s\n%s" % (type(exc).__name__, exc, tail)
+                    reply = {"na": "not implemented"} if "NotImplementedError" in tail else {"error": text}
+                finally:
+                    _stop_server(proc)
+                results.add(w.key, label, reply)
+                log("[%d/%d] %-26s %-14s %s" % (repeat + 1, repeats, w.key, label, _short(reply)))
+
+
+# ---------------------------------------------------------------- report
+
+def fmt_value(value, unit):
+    if unit in ("us/req", "us/call"):
+        return "%.1f" % value if value >= 10 else "%.2f" % value
+    if unit == "Ir/call":
+        return "%.0f" % value
+    if unit == "MiB":
+        return "%.1f" % value
+    return "%.0f" % value if value >= 100 else "%.1f" % value
+
+
+def cell_text(results, key, label, ref_label=REF):
+    cell = results.cells.get(key, {}).get(label)
+    if cell is None:
+        return "—"
+    if cell.get("errors"):
+        return "**error**"
+    if "na" in cell:
+        return "n/a (%s)" % cell["na"] if cell["na"] != "does not apply" else "—"
+    if not cell["values"]:
+        return "—"
+    value = statistics.median(cell["values"])
+    text = fmt_value(value, cell["unit"])
+    ref = results.median(key, ref_label)
+    if ref and label != ref_label:
+        text += " (%.2f×)" % (value / ref)
+    return text
+
+
+def table(results, workloads, labels, title):
+    cols = [label for label in labels if any(label in w.labels for w in workloads)]
+    lines = ["**%s**" % title, "", "| workload | unit | " + " | ".join(cols) + " |",
+             "|---|---|" + "---|" * len(cols)]
+    for w in workloads:
+        if w.key not in results.cells:
+            continue
+        unit = next((c.get("unit") for c in results.cells[w.key].values() if c.get("unit")), None)
+        unit_text = UNIT_TEXT.get(unit, unit or "") + (" ↓" if w.better == "lower" else " ↑")
+        row = [cell_text(results, w.key, label) if label in w.labels else "—" for label in cols]
+        lines.append("| %s | %s | %s |" % (w.title, unit_text, " | ".join(row)))
+    return "\n".join(lines)
+
+
+def server_table(results):
+    lines = ["**Real servers on 127.0.0.1** (req/s ↑; ratio to the native app on the same server, in the same "
+             "run; ratio to ours-compiled)", "",
+             "| server | implementation | req/s | ÷ native | ÷ ours-compiled |", "|---|---|---|---|---|"]
+    for w in SERVERS:
+        if w.key not in results.cells:
+            continue
+        native = results.median(w.key, "native")
+        ref = results.median(w.key, REF)
+        for label in w.labels:
+            cell = results.cells[w.key].get(label)
+            if cell is None:
+                continue
+            value = results.median(w.key, label)
+            if value is None:
+                lines.append("| %s | %s | %s | — | — |" % (w.key[4:], label, cell_text(results, w.key, label)))
+                continue
+            lines.append("| %s | %s | %.0f | %s | %s |" % (
+                w.key[4:], label, value, "%.2f" % (value / native) if native else "—",
+                "%.2f" % (value / ref) if ref else "—"))
+    return "\n".join(lines)
+
+
+def callgrind_table(cg, results):
+    labels = ("ours-compiled", "ours-pure", "upstream")
+    lines = ["**Callgrind** (instructions per call, `PYTHONHASHSEED=0`; wall-time median in µs beside it)", "",
+             "| function | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+    for func, row in cg.items():
+        ref = row.get(REF)
+        cells = []
+        for label in labels:
+            value = row.get(label)
+            if value is None:
+                cells.append("—")
+                continue
+            text = "%.0f" % value
+            if ref and label != REF:
+                text += " (%.2f×)" % (value / ref)
+            wall = results.median(func, label)
+            if wall is not None:
+                text += "; %.2f µs" % wall
+            cells.append(text)
+        lines.append("| %s | %s |" % (func, " | ".join(cells)))
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- targets (issues 3, 4, 6)
+
+def targets(results):
+    """``[(issue, text, status, detail)]`` for every target the issues state against this bench."""
+    out = []
+    m = results.median
+
+    def add(issue, text, value_ok, detail):
+        status = "n/a" if value_ok is None else ("met" if value_ok else "NOT met")
+        out.append({"issue": issue, "target": text, "status": status, "detail": detail})
+
+    def ratio(a, b):
+        return None if a is None or b is None else a / b
+
+    for issue, prefix, floor_name in ((3, "wa", "run_in_executor"), (4, "aw", "run_coroutine_threadsafe")):
+        key = prefix + "_echo_seq"
+        ours, floor, up = m(key, REF), m(key, "floor"), m(key, "upstream")
+        r = ratio(ours, floor)
+        add(issue, "small POST echo, sequential: ≤1.3× the %s floor" % floor_name,
+            None if r is None else r <= 1.3,
+            "ours %s µs, floor %s µs: %s× the floor" % (_f(ours), _f(floor), _f(r, 2)))
+        r = ratio(up, ours)
+        add(issue, "small POST echo, sequential: ≥3× faster than a2wsgi 1.10.10", None if r is None else r >= 3,
+            "upstream %s µs, ours %s µs: %s× faster" % (_f(up), _f(ours), _f(r, 2)))
+    ours, uv, up = m("wa_echo_c100", REF), m("wa_echo_c100", "uvicorn"), m("wa_echo_c100", "upstream")
+    add(3, "100 concurrent: req/s ≥ uvicorn's native middleware", None if ours is None or uv is None else ours >= uv,
+        "ours %s req/s, uvicorn %s req/s (%s×)" % (_f(ours), _f(uv), _f(ratio(ours, uv), 2)))
+    add(3, "100 concurrent: ≥3× a2wsgi 1.10.10", None if ours is None or up is None else ours >= 3 * up,
+        "ours %s req/s, upstream %s req/s (%s×)" % (_f(ours), _f(up), _f(ratio(ours, up), 2)))
+    ours, uv = m("wa_download", REF), m("wa_download", "uvicorn")
+    add(3, "100 MiB download: ≥3500 MiB/s class, at least uvicorn native's in the same run",
+        None if ours is None or uv is None else (ours >= uv and ours >= 3500),
+        "ours %s MiB/s, uvicorn %s MiB/s (%s×)" % (_f(ours), _f(uv), _f(ratio(ours, uv), 2)))
+    for issue, key in ((3, "wa_upload"),):
+        ours, up = m(key, REF), m(key, "upstream")
+        add(issue, "100 MiB upload: ≥3× a2wsgi 1.10.10", None if ours is None or up is None else ours >= 3 * up,
+            "ours %s MiB/s, upstream %s MiB/s (%s×)" % (_f(ours), _f(up), _f(ratio(ours, up), 2)))
+    ours, up = m("aw_echo_t8", REF), m("aw_echo_t8", "upstream")
+    add(4, "8 WSGI threads: ≥3× a2wsgi's req/s", None if ours is None or up is None else ours >= 3 * up,
+        "ours %s req/s, upstream %s req/s (%s×)" % (_f(ours), _f(up), _f(ratio(ours, up), 2)))
+    for key, what in (("aw_download", "download"), ("aw_upload", "upload")):
+        ours, up = m(key, REF), m(key, "upstream")
+        add(4, "100 MiB %s: ≥3× a2wsgi's MiB/s" % what, None if ours is None or up is None else ours >= 3 * up,
+            "ours %s MiB/s, upstream %s MiB/s (%s×)" % (_f(ours), _f(up), _f(ratio(ours, up), 2)))
+    for issue, key in ((3, "rss_wa_download"), (3, "rss_wa_upload"), (4, "rss_aw_download"), (4, "rss_aw_upload")):
+        cells = results.cells.get(key, {})
+        if REF not in cells:
+            continue
+        ours = m(key, REF)
+        size = "1 GiB"
+        add(issue, "peak RSS growth streaming %s (%s): ≤16 MiB" % (size, key[4:]),
+            None if ours is None else ours <= 16, "ours %s MiB (upstream %s MiB)" % (_f(ours), _f(m(key, "upstream"))))
+    ours, up, pure = m("build_environ", REF), m("build_environ", "upstream"), m("build_environ", "ours-pure")
+    add(6, "build_environ, 20 headers: compiled ≥5× faster than upstream's",
+        None if ours is None or up is None else up >= 5 * ours,
+        "compiled %s µs, upstream %s µs (%s×)" % (_f(ours), _f(up), _f(ratio(up, ours), 2)))
+    add(6, "build_environ, 20 headers: compiled ≥3× faster than pure",
+        None if ours is None or pure is None else pure >= 3 * ours,
+        "compiled %s µs, pure %s µs (%s×)" % (_f(ours), _f(pure), _f(ratio(pure, ours), 2)))
+    ours, up = m("build_scope", REF), m("build_scope", "upstream")
+    add(6, "build_scope, 20 headers: compiled ≥5× faster than upstream's",
+        None if ours is None or up is None else up >= 5 * ours,
+        "compiled %s µs, upstream %s µs (%s×)" % (_f(ours), _f(up), _f(ratio(up, ours), 2)))
+    slower = []
+    compared = 0
+    for w in ALL:
+        c, p = m(w.key, REF), m(w.key, "ours-pure")
+        if c is None or p is None:
+            continue
+        compared += 1
+        gain = p / c if w.better == "lower" else c / p
+        if gain < 0.95:
+            slower.append("%s %.2f×" % (w.key, gain))
+    add(6, "compiled never slower than pure, on any bench (more than 5%% slower counts as slower)",
+        None if not compared else not slower,
+        "%d benches compared; %s" % (compared, ("slower: " + ", ".join(slower)) if slower else "none slower"))
+    return out
+
+
+def _f(value, digits=None):
+    if value is None:
+        return "n/a"
+    if digits is not None:
+        return "%.*f" % (digits, value)
+    return "%.1f" % value if abs(value) < 100 else "%.0f" % value
+
+
+def machine():
+    model = "unknown CPU"
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    mem = None
+    with contextlib.suppress(OSError):
+        with open("/proc/meminfo") as f:
+            mem = int(f.readline().split()[1]) // 1024
+    return {"cpu": model, "cpus": os.cpu_count(), "memory_mib": mem, "kernel": platform.release(),
+            "python": platform.python_implementation() + " " + platform.python_version()}
+
+
+def git_commit():
+    with contextlib.suppress(Exception):
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True).stdout.strip()
+    return None
+
+
+# ---------------------------------------------------------------- main
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="one short pass of everything (CI smoke check)")
+    parser.add_argument("--json", metavar="PATH", help="write the results here")
+    parser.add_argument("--only", nargs="+", metavar="WORKLOAD", default=None,
+                        help="workloads or groups to run: %s, or any of %s" % (
+                            ", ".join(GROUPS), ", ".join(w.key for w in ALL)))
+    parser.add_argument("--impl", nargs="+", metavar="LABEL", default=None, choices=W2A_LABELS,
+                        help="implementations to run (default: all)")
+    parser.add_argument("--repeats", type=int, default=None, help="repeats per figure (default 7, quick 1)")
+    parser.add_argument("--rss-repeats", type=int, default=None, help="repeats per RSS figure (default 3, quick 1)")
+    parser.add_argument("--server-repeats", type=int, default=None,
+                        help="repeats per real-server figure (default 3, quick 1)")
+    parser.add_argument("--callgrind", action="store_true", help="also count instructions per call with valgrind")
+    parser.add_argument("--loadgen", choices=("wrk", "python"), default=None,
+                        help="load generator for the real servers (default: wrk if installed)")
+    parser.add_argument("--connections", type=int, default=16, help="load-generator connections (default 16)")
+    parser.add_argument("--python", default=sys.executable, help="interpreter for workers and servers")
+    args = parser.parse_args(argv)
+
+    started = time.monotonic()
+    selected = ALL
+    if args.only:
+        unknown = [x for x in args.only if x not in GROUPS and x not in {w.key for w in ALL}]
+        if unknown:
+            parser.error("unknown workload or group: %s" % ", ".join(unknown))
+        selected = [w for w in ALL if w.key in args.only or w.group in args.only]
+    labels = tuple(args.impl or W2A_LABELS)
+    repeats = args.repeats or (1 if args.quick else 7)
+    rss_repeats = args.rss_repeats or (1 if args.quick else 3)
+    server_repeats = args.server_repeats or (1 if args.quick else 3)
+    loadgen = args.loadgen or ("wrk" if shutil.which("wrk") else "python")
+    timeout = 120 if args.quick else 600
+
+    peers.ensure_peers(args.python)
+    results = Results()
+    workers = {}
+    logdir = tempfile.mkdtemp(prefix="a2wsgi-bench-")
+    log("logs in %s" % logdir)
+    in_process = [w for w in selected if w.group in ("wa", "aw", "hot")]
+    if in_process:
+        workers = run_in_process(in_process, labels, repeats, args.quick, args.python, logdir, results, timeout)
+    rss = [w for w in selected if w.group == "rss"]
+    if rss:
+        run_rss(rss, labels, rss_repeats, args.quick, args.python, results, timeout)
+    servers = [w for w in selected if w.group == "servers"]
+    if servers:
+        run_servers(servers, labels, server_repeats, args.quick, args.python, logdir, results, loadgen,
+                    args.connections)
+    cg = None
+    if args.callgrind:
+        import callgrind
+        if callgrind.available():
+            cg = callgrind.measure(calls=500 if args.quick else 2000, python=args.python, log=log)
+        else:
+            log("valgrind is not installed: no instruction counts")
+    results.finish()
+
+    command = "python bench/run.py" + ("" if argv is None and len(sys.argv) == 1 else
+                                       " " + " ".join(sys.argv[1:] if argv is None else argv))
+    meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "command": command, "machine": machine(), "commit": git_commit(), "quick": args.quick,
+            "repeats": {"in_process": repeats, "rss": rss_repeats, "servers": server_repeats},
+            "loadgen": loadgen + (" -t1 -c%d" % args.connections), "workers": workers,
+            "seconds": round(time.monotonic() - started, 1)}
+    checks = targets(results)
+    mach = meta["machine"]
+    size_note = "" if not args.quick else " (--quick: smaller sizes, 1 repeat; a smoke check, not figures)"
+    report = [
+        "Machine: %s, %d CPUs, %s MiB RAM, Linux %s, %s. Date: %s. Commit: %s. Load: %s." % (
+            mach["cpu"], mach["cpus"], mach["memory_mib"], mach["kernel"], mach["python"], meta["date"],
+            meta["commit"], meta["loadgen"]),
+        "Command: `%s`%s. Medians of %d repeats (RSS %d, servers %d), implementations interleaved." % (
+            command, size_note, repeats, rss_repeats, server_repeats),
+        "Cells: median (ratio to ours-compiled). ↓ lower is better, ↑ higher is better.",
+        "",
+    ]
+    if in_process:
+        report += [table(results, [w for w in in_process if w.group == "wa"], W2A_LABELS, "W→A in-process"), ""]
+        report += [table(results, [w for w in in_process if w.group == "aw"], A2W_LABELS, "A→W in-process"), ""]
+        report += [table(results, [w for w in in_process if w.group == "hot"], W2A_LABELS, "Hot paths"), ""]
+    if rss:
+        report += [table(results, rss, W2A_LABELS, "Peak RSS growth (VmHWM, fresh process per figure)"), ""]
+    if servers:
+        report += [server_table(results), ""]
+    if cg:
+        report += [callgrind_table(cg, results), ""]
+    report += ["**Targets (issues 3, 4, 6)**", "", "| issue | target | status | figures |", "|---|---|---|---|"]
+    report += ["| #%d | %s | %s | %s |" % (c["issue"], c["target"], c["status"], c["detail"]) for c in checks]
+    errors = results.errors()
+    if errors:
+        report += ["", "**Errors**", ""]
+        for key, label, texts in errors:
+            report += ["- %s / %s: %s" % (key, label, texts[0].strip().splitlines()[-1][:300])]
+    print("\n".join(report))
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"meta": meta, "results": results.cells, "callgrind": cg, "targets": checks,
+                       "errors": [{"workload": k, "impl": label, "errors": t} for k, label, t in errors]},
+                      out, indent=1)
+    log("done in %.0f s" % (time.monotonic() - started))
+    if errors:
+        for key, label, texts in errors:
+            log("\nERROR %s / %s:\n%s" % (key, label, texts[0]))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

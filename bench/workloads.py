@@ -1,0 +1,465 @@
+"""In-process workloads: scripted ASGI servers for W->A, plain-thread WSGI servers for A->W.
+
+Each implementation runs in its own worker process (see ``_worker.py``); ``IMPL`` there is one of
+``ours`` (compiled or pure, decided by ``A2WSGI_PURE`` in that process), ``upstream`` (a2wsgi 1.10.10
+first on ``sys.path``), ``uvicorn``, ``asgiref``, ``floor`` and ``native``. Every workload returns one
+figure and checks every response it gets: a wrong status or body is an error, never a number.
+"""
+
+import asyncio
+import concurrent.futures
+import io
+import threading
+import time
+
+import apps
+
+W2A_IMPLS = ("ours", "upstream", "uvicorn", "asgiref", "floor", "native")
+A2W_IMPLS = ("ours", "upstream", "floor", "native")
+
+
+class NotAvailable(Exception):
+    """This implementation does not exist (yet) or does not apply to this workload."""
+
+
+class BridgeError(Exception):
+    """A bridge answered wrongly: wrong status, wrong body, missing response."""
+
+
+# ---------------------------------------------------------------- building the bridges
+
+def wrap_wsgi_app(impl, wsgi_app, asgi_native):
+    """The ASGI app that serves ``wsgi_app`` through ``impl`` (or ``asgi_native`` for "native")."""
+    if impl == "native":
+        return asgi_native
+    if impl in ("ours", "upstream"):
+        import a2wsgi
+        try:
+            return a2wsgi.WSGIMiddleware(wsgi_app, workers=10, send_queue_size=10)
+        except NotImplementedError:
+            raise NotAvailable("not implemented") from None
+    if impl == "uvicorn":
+        import warnings
+
+        from uvicorn.middleware.wsgi import _WSGIMiddleware
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return _WSGIMiddleware(wsgi_app, workers=10)
+    if impl == "asgiref":
+        from asgiref.wsgi import WsgiToAsgi
+        return WsgiToAsgi(wsgi_app)
+    raise NotAvailable("does not apply")
+
+
+def wrap_asgi_app(impl, asgi_app, wsgi_native):
+    """The WSGI app that serves ``asgi_app`` through ``impl`` (or ``wsgi_native`` for "native")."""
+    if impl == "native":
+        return wsgi_native
+    if impl in ("ours", "upstream"):
+        import a2wsgi
+        try:
+            return a2wsgi.ASGIMiddleware(asgi_app, wait_time=None, loop=None)
+        except NotImplementedError:
+            raise NotAvailable("not implemented") from None
+    raise NotAvailable("does not apply")
+
+
+# ---------------------------------------------------------------- W->A: a scripted ASGI server
+
+class ScriptedExchange:
+    """``receive``/``send`` for one HTTP request, as an ASGI server would offer them.
+
+    The request body is ``pieces`` messages (``piece`` each, the last one ``last``). After it,
+    ``receive`` waits until the response is complete and then says ``http.disconnect``.
+    """
+
+    __slots__ = ("left", "piece", "last", "status", "length", "parts", "complete", "waiter")
+
+    def __init__(self, pieces, piece, last, keep_body):
+        self.left = pieces
+        self.piece = piece
+        self.last = last
+        self.status = None
+        self.length = 0
+        self.parts = [] if keep_body else None
+        self.complete = False
+        self.waiter = None
+
+    async def receive(self):
+        left = self.left
+        if left > 0:
+            self.left = left - 1
+            if left == 1:
+                return {"type": "http.request", "body": self.last, "more_body": False}
+            return {"type": "http.request", "body": self.piece, "more_body": True}
+        if not self.complete:
+            if self.waiter is None:
+                self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
+        return {"type": "http.disconnect"}
+
+    async def send(self, message):
+        kind = message["type"]
+        if kind == "http.response.body":
+            if self.status is None or self.complete:
+                raise BridgeError("http.response.body out of order")
+            body = message.get("body", b"")
+            self.length += len(body)
+            if self.parts is not None:
+                self.parts.append(body)
+            if not message.get("more_body", False):
+                self.complete = True
+                if self.waiter is not None and not self.waiter.done():
+                    self.waiter.set_result(None)
+        elif kind == "http.response.start":
+            if self.status is not None:
+                raise BridgeError("http.response.start sent twice")
+            self.status = message["status"]
+        else:
+            raise BridgeError("unexpected ASGI message %r" % kind)
+
+    def check(self, length, body=None):
+        if self.status != 200 or not self.complete:
+            raise BridgeError("response status %r, complete %r" % (self.status, self.complete))
+        if self.length != length:
+            raise BridgeError("response body of %d bytes, expected %d" % (self.length, length))
+        if body is not None and b"".join(self.parts) != body:
+            raise BridgeError("response body %r, expected %r" % (b"".join(self.parts)[:80], body[:80]))
+
+
+def _upload_headers(total):
+    return [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/octet-stream"),
+            (b"content-length", b"%d" % total)]
+
+
+_GET_HEADERS = [(name, value) for name, value in apps.HEADERS_20 if name not in (b"content-type", b"content-length")]
+
+
+class W2A:
+    """The W->A workloads of one implementation, on one event loop."""
+
+    def __init__(self, impl, loop):
+        self.impl = impl
+        self.loop = loop
+        self.cache = {}
+        self.pool = None
+
+    def _app(self, key, wsgi_app, asgi_native):
+        app = self.cache.get(key)
+        if app is None:
+            app = self.cache[key] = wrap_wsgi_app(self.impl, wsgi_app, asgi_native)
+        return app
+
+    def _floor_pool(self):
+        if self.pool is None:
+            self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=10)
+        return self.pool
+
+    async def _echo_once(self, app, scope):
+        exchange = ScriptedExchange(1, b"", apps.ECHO_BODY, True)
+        await app(dict(scope), exchange.receive, exchange.send)
+        exchange.check(len(apps.ECHO_BODY), apps.ECHO_BODY)
+
+    async def _floor_once(self, pool):
+        body = await self.loop.run_in_executor(pool, _identity, apps.ECHO_BODY)
+        if body is not apps.ECHO_BODY:
+            raise BridgeError("floor round trip lost the body")
+
+    def _echo_runner(self):
+        if self.impl == "floor":
+            pool = self._floor_pool()
+            return lambda: self._floor_once(pool)
+        app = self._app("echo", apps.wsgi_echo, apps.asgi_echo)
+        scope = apps.http_scope()
+        return lambda: self._echo_once(app, scope)
+
+    def echo_seq(self, n):
+        """Small POST echo, one request at a time: microseconds per request."""
+        once = self._echo_runner()
+
+        async def run(count):
+            for _ in range(count):
+                await once()
+
+        self.loop.run_until_complete(run(max(5, n // 10)))
+        start = time.perf_counter()
+        self.loop.run_until_complete(run(n))
+        return (time.perf_counter() - start) / n * 1e6, "us/req"
+
+    def echo_concurrent(self, n, concurrency=100):
+        """Small POST echo, ``concurrency`` requests in flight: requests per second."""
+        once = self._echo_runner()
+        per_task = max(1, n // concurrency)
+
+        async def task(count):
+            for _ in range(count):
+                await once()
+
+        async def run(count):
+            await asyncio.gather(*[task(count) for _ in range(concurrency)])
+
+        self.loop.run_until_complete(run(max(1, per_task // 10)))
+        start = time.perf_counter()
+        self.loop.run_until_complete(run(per_task))
+        return per_task * concurrency / (time.perf_counter() - start), "req/s"
+
+    def download(self, total, warmup=None, before=None):
+        """``total`` bytes in 64 KiB chunks from the app to the client: MiB/s.
+
+        ``warmup`` bytes are streamed first (default: ``total``), then ``before()`` is called.
+        """
+        if self.impl == "floor":
+            raise NotAvailable("does not apply")
+        app = self._app("download", apps.wsgi_download, apps.asgi_download)
+
+        async def once(size):
+            scope = apps.http_scope(method="GET", path="/app/download", headers=_GET_HEADERS,
+                                    query_string=b"size=%d" % size)
+            exchange = ScriptedExchange(1, b"", b"", False)
+            await app(scope, exchange.receive, exchange.send)
+            exchange.check(size)
+
+        self.loop.run_until_complete(once(total if warmup is None else warmup))
+        if before is not None:
+            before()
+        start = time.perf_counter()
+        self.loop.run_until_complete(once(total))
+        return total / apps.MiB / (time.perf_counter() - start), "MiB/s"
+
+    def upload(self, total, warmup=None, before=None):
+        """``total`` bytes in 64 KiB messages from the client to the app: MiB/s."""
+        if self.impl == "floor":
+            raise NotAvailable("does not apply")
+        app = self._app("upload", apps.wsgi_upload, apps.asgi_upload)
+
+        async def once(size):
+            scope = apps.http_scope(method="POST", path="/app/upload", headers=_upload_headers(size))
+            pieces, rest = divmod(size, apps.CHUNK)
+            expected = b"%d" % size
+            exchange = ScriptedExchange(pieces + 1, apps.PIECE, apps.PIECE[:rest], True)
+            await app(scope, exchange.receive, exchange.send)
+            exchange.check(len(expected), expected)
+
+        self.loop.run_until_complete(once(total if warmup is None else warmup))
+        if before is not None:
+            before()
+        start = time.perf_counter()
+        self.loop.run_until_complete(once(total))
+        return total / apps.MiB / (time.perf_counter() - start), "MiB/s"
+
+
+def _identity(value):
+    return value
+
+
+async def _async_identity(value):
+    return value
+
+
+# ---------------------------------------------------------------- A->W: plain-thread WSGI server
+
+class Collector:
+    """``start_response`` for one request, and the check of what came back."""
+
+    __slots__ = ("status", "headers")
+
+    def __init__(self):
+        self.status = None
+        self.headers = None
+
+    def start_response(self, status, headers, exc_info=None):
+        if exc_info is not None:
+            try:
+                if self.status is not None:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise BridgeError("start_response called twice without exc_info")
+        self.status = status
+        self.headers = headers
+        return self.write
+
+    def write(self, data):
+        raise BridgeError("write() is not expected from these apps")
+
+
+def wsgi_call(app, environ, keep_body):
+    collector = Collector()
+    result = app(environ, collector.start_response)
+    length = 0
+    parts = [] if keep_body else None
+    try:
+        for chunk in result:
+            length += len(chunk)
+            if parts is not None:
+                parts.append(chunk)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    if collector.status is None or not collector.status.startswith("200 "):
+        raise BridgeError("response status %r" % (collector.status,))
+    return length, (b"".join(parts) if parts is not None else None)
+
+
+def _in_threads(count, target):
+    """Run ``target()`` on ``count`` plain threads at once; re-raise the first failure."""
+    errors = []
+    barrier = threading.Barrier(count + 1)
+
+    def body():
+        try:
+            barrier.wait()
+            target()
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=body, daemon=True) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return elapsed
+
+
+class A2W:
+    """The A->W workloads of one implementation, called from plain threads."""
+
+    def __init__(self, impl):
+        self.impl = impl
+        self.cache = {}
+        self.loop = None
+
+    def _app(self, key, asgi_app, wsgi_native):
+        app = self.cache.get(key)
+        if app is None:
+            app = self.cache[key] = wrap_asgi_app(self.impl, asgi_app, wsgi_native)
+        return app
+
+    def _floor_loop(self):
+        if self.loop is None:
+            self.loop = asyncio.new_event_loop()
+            threading.Thread(target=self.loop.run_forever, daemon=True, name="floor-loop").start()
+        return self.loop
+
+    def _echo_runner(self):
+        body = apps.ECHO_BODY
+        if self.impl == "floor":
+            loop = self._floor_loop()
+
+            def floor_once():
+                if asyncio.run_coroutine_threadsafe(_async_identity(body), loop).result() is not body:
+                    raise BridgeError("floor round trip lost the body")
+            return floor_once
+        app = self._app("echo", apps.asgi_echo, apps.wsgi_echo)
+        template = apps.wsgi_environ(content_length=len(body))
+
+        def once():
+            environ = dict(template)
+            environ["wsgi.input"] = io.BytesIO(body)
+            length, got = wsgi_call(app, environ, True)
+            if got != body:
+                raise BridgeError("response body %r, expected %r" % (got[:80], body[:80]))
+        return once
+
+    def echo_seq(self, n):
+        """Small POST echo from one thread: microseconds per request."""
+        once = self._echo_runner()
+
+        def run(count):
+            for _ in range(count):
+                once()
+
+        _in_threads(1, lambda: run(max(5, n // 10)))
+        return _in_threads(1, lambda: run(n)) / n * 1e6, "us/req"
+
+    def echo_threads(self, n, threads=8):
+        """Small POST echo from ``threads`` threads at once: requests per second."""
+        once = self._echo_runner()
+        per_thread = max(1, n // threads)
+
+        def run(count):
+            for _ in range(count):
+                once()
+
+        _in_threads(threads, lambda: run(max(1, per_thread // 10)))
+        return per_thread * threads / _in_threads(threads, lambda: run(per_thread)), "req/s"
+
+    def download(self, total, warmup=None, before=None):
+        """``total`` bytes in 64 KiB chunks from the app to the WSGI server: MiB/s."""
+        if self.impl == "floor":
+            raise NotAvailable("does not apply")
+        app = self._app("download", apps.asgi_download, apps.wsgi_download)
+
+        def once(size):
+            environ = apps.wsgi_environ(method="GET", path="/download", headers=_GET_HEADERS,
+                                        query_string="size=%d" % size)
+            length, _ = wsgi_call(app, environ, False)
+            if length != size:
+                raise BridgeError("response body of %d bytes, expected %d" % (length, size))
+
+        _in_threads(1, lambda: once(total if warmup is None else warmup))
+        if before is not None:
+            before()
+        return total / apps.MiB / _in_threads(1, lambda: once(total)), "MiB/s"
+
+    def upload(self, total, warmup=None, before=None):
+        """``total`` bytes read by the bridge from ``wsgi.input`` and sent to the app: MiB/s."""
+        if self.impl == "floor":
+            raise NotAvailable("does not apply")
+        app = self._app("upload", apps.asgi_upload, apps.wsgi_upload)
+
+        def once(size):
+            environ = apps.wsgi_environ(method="POST", path="/upload", headers=_upload_headers(size)[:2],
+                                        body=apps.VirtualInput(size), content_length=size)
+            _, got = wsgi_call(app, environ, True)
+            if got != b"%d" % size:
+                raise BridgeError("upload app saw %r bytes, expected %d" % (got, size))
+
+        _in_threads(1, lambda: once(total if warmup is None else warmup))
+        if before is not None:
+            before()
+        return total / apps.MiB / _in_threads(1, lambda: once(total)), "MiB/s"
+
+
+# ---------------------------------------------------------------- environ / scope building
+
+def hot_function(impl, name):
+    """``(callable, args)`` for one call of a hot path with 20 headers, or NotAvailable."""
+    if impl in ("ours", "upstream"):
+        if name == "build_environ":
+            import a2wsgi.wsgi as mod
+            func = getattr(mod, "build_environ", None)
+            if func is None:
+                raise NotAvailable("not implemented")
+            return func, (apps.http_scope(), io.BytesIO(b""))
+        if name == "build_scope":
+            import a2wsgi.asgi as mod
+            func = getattr(mod, "build_scope", None)
+            if func is None:
+                raise NotAvailable("not implemented")
+            return func, (apps.wsgi_environ(content_length=len(apps.ECHO_BODY)),)
+        if name == "translate_request_headers" and impl == "ours":
+            from a2wsgi._hot import wsgi_hot
+            return wsgi_hot.translate_request_headers, (apps.HEADERS_20,)
+    if impl == "uvicorn" and name == "build_environ":
+        from uvicorn.middleware.wsgi import build_environ
+        message = {"type": "http.request", "body": apps.ECHO_BODY, "more_body": False}
+        return build_environ, (apps.http_scope(), message, io.BytesIO(b""))
+    raise NotAvailable("does not apply")
+
+
+def time_calls(func, args, n):
+    """Microseconds per call of ``func(*args)``, over ``n`` calls after a short warm-up."""
+    for _ in range(max(10, n // 20)):
+        func(*args)
+    start = time.perf_counter()
+    for _ in range(n):
+        func(*args)
+    return (time.perf_counter() - start) / n * 1e6, "us/call"
