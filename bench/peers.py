@@ -21,6 +21,10 @@ _HIDER = (
     'raise ModuleNotFoundError("a2wsgi is hidden in this bench process", name="a2wsgi")\n'
 )
 
+# A directory holding the ``a2wsgi`` package to measure as "ours" (``run.py --ours DIR``); None
+# means the one this interpreter imports (the editable install of the working tree).
+OURS_DIR = None
+
 # label -> implementation name inside the worker
 LABELS = {
     "ours-compiled": "ours",
@@ -62,6 +66,8 @@ def worker_env(label):
     env = dict(os.environ)
     env.pop("A2WSGI_PURE", None)
     env["PYTHONPATH"] = HERE
+    if impl == "ours" and OURS_DIR:
+        env["PYTHONPATH"] = os.pathsep.join([OURS_DIR, HERE])
     if label == "ours-pure":
         env["A2WSGI_PURE"] = "1"
     elif label == "upstream":
