@@ -1,4 +1,259 @@
 # cython: language_level=3, freethreading_compatible=True
 """Compiled twin of ``a2wsgi/_asgi_hot.py``: same names, signatures, results and exceptions."""
 
-__all__ = ()
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_AsLatin1String
+
+from urllib.parse import quote_from_bytes
+
+__all__ = (
+    "build_headers",
+    "build_scope",
+    "decode_response_headers",
+    "status_line",
+    "request_body_length",
+)
+
+cdef dict _PHRASES = {
+    100: "Continue", 101: "Switching Protocols", 102: "Processing", 103: "Early Hints",
+    200: "OK", 201: "Created", 202: "Accepted", 203: "Non-Authoritative Information",
+    204: "No Content", 205: "Reset Content", 206: "Partial Content", 207: "Multi-Status",
+    208: "Already Reported", 226: "IM Used",
+    300: "Multiple Choices", 301: "Moved Permanently", 302: "Found", 303: "See Other",
+    304: "Not Modified", 305: "Use Proxy", 307: "Temporary Redirect", 308: "Permanent Redirect",
+    400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden",
+    404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable",
+    407: "Proxy Authentication Required", 408: "Request Timeout", 409: "Conflict", 410: "Gone",
+    411: "Length Required", 412: "Precondition Failed", 413: "Content Too Large",
+    414: "URI Too Long", 415: "Unsupported Media Type", 416: "Range Not Satisfiable",
+    417: "Expectation Failed", 418: "I'm a Teapot", 421: "Misdirected Request",
+    422: "Unprocessable Content", 423: "Locked", 424: "Failed Dependency", 425: "Too Early",
+    426: "Upgrade Required", 428: "Precondition Required", 429: "Too Many Requests",
+    431: "Request Header Fields Too Large", 451: "Unavailable For Legal Reasons",
+    500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway",
+    503: "Service Unavailable", 504: "Gateway Timeout", 505: "HTTP Version Not Supported",
+    506: "Variant Also Negotiates", 507: "Insufficient Storage", 508: "Loop Detected",
+    510: "Not Extended", 511: "Network Authentication Required",
+}
+cdef tuple _CLASS_PHRASES = ("", "Informational", "Success", "Redirection", "Client Error", "Server Error")
+cdef dict _STATUS_LINES = {code: "%d %s" % (code, phrase) for code, phrase in _PHRASES.items()}
+cdef frozenset _HOP_BY_HOP = frozenset((
+    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
+    b"trailer", b"trailers", b"transfer-encoding", b"upgrade",
+))
+cdef str _PATH_SAFE = "/:@!$&'()*+,;="
+
+
+def status_line(code):
+    """The WSGI status string ``"NNN Reason"`` for an ASGI ``status`` (PEP 3333 ``start_response``)."""
+    if type(code) is not int:
+        raise ValueError("ASGI http.response.start 'status' must be an int, got %s %r"
+                         % (type(code).__name__, code))
+    line = _STATUS_LINES.get(code)
+    if line is not None:
+        return line
+    if code < 100 or code > 999:
+        raise ValueError("ASGI http.response.start 'status' must be a three-digit HTTP status code "
+                         "(100-999), got %d" % code)
+    cdef long first = code // 100
+    return "%d %s" % (code, _CLASS_PHRASES[first] if first <= 5 else "Unknown")
+
+
+cdef inline bytes _latin1(object value, object key):
+    if type(value) is not str:
+        raise TypeError("WSGI environ %r must be a str, got %s" % (key, type(value).__name__))
+    try:
+        return PyUnicode_AsLatin1String(value)
+    except UnicodeEncodeError:
+        return (<str>value).encode("utf-8", "surrogateescape")
+
+
+cdef inline bytes _header_name(str key, Py_ssize_t start):
+    """``key[start:]`` lowercased with ``_`` -> ``-``, as latin-1 bytes (or UTF-8 beyond latin-1)."""
+    cdef Py_ssize_t n = len(key) - start
+    cdef Py_ssize_t i
+    cdef Py_UCS4 uch
+    cdef unsigned int ch
+    cdef bytearray out = bytearray(n)
+    cdef unsigned char *buf = out
+    for i in range(n):
+        uch = key[start + i]
+        ch = <unsigned int>uch
+        if ch > 0x7F:
+            return _latin1(key[start:].lower().replace("_", "-"), key)
+        if ch == 0x5F:
+            buf[i] = 0x2D
+        elif 0x41 <= ch <= 0x5A:
+            buf[i] = ch + 0x20
+        else:
+            buf[i] = ch
+    return bytes(out)
+
+
+def build_headers(environ):
+    """ASGI ``headers`` from a WSGI environ: ``HTTP_*`` keys, plus ``CONTENT_TYPE`` and
+    ``CONTENT_LENGTH`` (each once, when present and not empty), as lowercase latin-1 byte pairs."""
+    cdef list headers = []
+    cdef Py_ssize_t start
+    for key, value in environ.items():
+        if type(key) is not str:
+            continue
+        if (<str>key).startswith("HTTP_"):
+            if key == "HTTP_CONTENT_TYPE" or key == "HTTP_CONTENT_LENGTH":
+                continue
+            start = 5
+        elif key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
+            if not value:
+                continue
+            start = 0
+        else:
+            continue
+        headers.append((_header_name(key, start), _latin1(value, key)))
+    return headers
+
+
+def request_body_length(environ):
+    """The request body length from ``CONTENT_LENGTH``: an int >= 0, or None when absent or empty."""
+    value = environ.get("CONTENT_LENGTH")
+    if value is None or value == "":
+        return None
+    if type(value) is not str:
+        raise ValueError("WSGI environ 'CONTENT_LENGTH' must be a str, got %s" % type(value).__name__)
+    text = (<str>value).strip(" \t")
+    if not text or not text.isdigit() or not text.isascii():
+        raise ValueError("WSGI environ 'CONTENT_LENGTH' must be a non-negative decimal integer, "
+                         "got %r" % value)
+    return int(text)
+
+
+cdef str _http_version(dict_or_mapping):
+    protocol = dict_or_mapping.get("SERVER_PROTOCOL")
+    if type(protocol) is not str or not protocol:
+        return "1.0"
+    _, sep, version = (<str>protocol).partition("/")
+    if not sep or not version:
+        return "1.0"
+    if version == "2.0":
+        return "2"
+    if version == "3.0":
+        return "3"
+    return version
+
+
+cdef bytes _raw_path(environ, bytes path_bytes):
+    uri = environ.get("REQUEST_URI") or environ.get("RAW_URI")
+    cdef Py_ssize_t start, slash, mark
+    if type(uri) is str and uri:
+        if (<str>uri)[0] != "/":
+            start = (<str>uri).find("://")
+            if start >= 0:
+                slash = (<str>uri).find("/", start + 3)
+                uri = (<str>uri)[slash:] if slash >= 0 else ""
+            else:
+                uri = ""
+        if uri:
+            mark = (<str>uri).find("?")
+            if mark >= 0:
+                uri = (<str>uri)[:mark]
+            return _latin1(uri, "REQUEST_URI")
+    if _path_is_safe(path_bytes):
+        return path_bytes
+    return quote_from_bytes(path_bytes, _PATH_SAFE).encode("ascii")
+
+
+cdef inline bint _path_is_safe(bytes path):
+    """True when ``quote_from_bytes(path, _PATH_SAFE)`` would return the path unchanged."""
+    cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(path)
+    cdef Py_ssize_t i, n = PyBytes_GET_SIZE(path)
+    cdef unsigned char c
+    for i in range(n):
+        c = p[i]
+        if (0x61 <= c <= 0x7A) or (0x41 <= c <= 0x5A) or (0x30 <= c <= 0x39):
+            continue
+        if c in b"_.-~/:@!$&'()*+,;=":
+            continue
+        return False
+    return True
+
+
+cdef object _address(host, port):
+    if type(port) is str:
+        port = (<str>port).strip()
+        if (<str>port).isdigit() and (<str>port).isascii():
+            return (host, int(port))
+    elif type(port) is int:
+        return (host, port)
+    return None
+
+
+def build_scope(environ):
+    """The ASGI HTTP connection scope (spec 2.5) for a WSGI environ (PEP 3333)."""
+    method = environ.get("REQUEST_METHOD")
+    if type(method) is not str or not method:
+        raise ValueError("WSGI environ 'REQUEST_METHOD' must be a non-empty str (PEP 3333), got %r"
+                         % (method,))
+    cdef bytes root_bytes = _latin1(environ.get("SCRIPT_NAME", ""), "SCRIPT_NAME")
+    cdef bytes path_bytes = root_bytes + _latin1(environ.get("PATH_INFO", ""), "PATH_INFO")
+    scheme = environ.get("wsgi.url_scheme", "http")
+    if type(scheme) is not str or not scheme:
+        scheme = "http"
+    cdef dict scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.5"},
+        "http_version": _http_version(environ),
+        "method": method,
+        "scheme": scheme,
+        "path": path_bytes.decode("utf-8", "surrogateescape"),
+        "raw_path": _raw_path(environ, path_bytes),
+        "query_string": _latin1(environ.get("QUERY_STRING", ""), "QUERY_STRING"),
+        "root_path": root_bytes.decode("utf-8", "surrogateescape"),
+        "headers": build_headers(environ),
+        "server": None,
+        "extensions": {"http.response.pathsend": {}},
+        "wsgi_environ": environ,
+    }
+    server_name = environ.get("SERVER_NAME")
+    if type(server_name) is str and server_name:
+        server = _address(server_name, environ.get("SERVER_PORT"))
+        scope["server"] = (server_name, None) if server is None else server
+    remote_addr = environ.get("REMOTE_ADDR")
+    if type(remote_addr) is str and remote_addr:
+        scope["client"] = _address(remote_addr, environ.get("REMOTE_PORT")) or (remote_addr, 0)
+    return scope
+
+
+cdef inline bint _has_crlf_nul(bytes data):
+    cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(data)
+    cdef Py_ssize_t i, n = PyBytes_GET_SIZE(data)
+    cdef unsigned char c
+    for i in range(n):
+        c = p[i]
+        if c == 0x0D or c == 0x0A or c == 0:
+            return True
+    return False
+
+
+def decode_response_headers(headers):
+    """ASGI response ``headers`` (byte pairs) -> the WSGI ``(str, str)`` list (PEP 3333), latin-1."""
+    cdef list result = []
+    for pair in headers:
+        if type(pair) is not tuple and type(pair) is not list:
+            raise TypeError("ASGI response header must be a (name, value) pair of bytes, got %s"
+                            % type(pair).__name__)
+        if len(pair) != 2:
+            raise TypeError("ASGI response header must be a (name, value) pair of bytes, got %d items"
+                            % len(pair))
+        name, value = pair
+        if type(name) is not bytes or type(value) is not bytes:
+            raise TypeError("ASGI response header %r: name and value must be bytes, got %s and %s"
+                            % (name, type(name).__name__, type(value).__name__))
+        if not name:
+            raise ValueError("ASGI response header with an empty name (value %r)" % (value,))
+        if _has_crlf_nul(<bytes>name):
+            raise ValueError("ASGI response header name %r contains CR, LF or NUL" % (name,))
+        if _has_crlf_nul(<bytes>value):
+            raise ValueError("ASGI response header %r: value %r contains CR, LF or NUL" % (name, value))
+        if (<bytes>name).lower() in _HOP_BY_HOP:
+            continue
+        result.append(((<bytes>name).decode("latin-1"), (<bytes>value).decode("latin-1")))
+    return result
