@@ -589,7 +589,7 @@ class _Exchange:
         if self.pathsend is not None:
             await send({"type": "http.response.pathsend", "path": self.pathsend})
         else:
-            await self._send_batch(list(self.final) or [b""], True)
+            await self._send_batch(list(self.final or ()) or [b""], True)
 
     async def _stop_tasks(self):
         tasks = [t for t in (self.reader, self.watcher) if t is not None and not t.done()]
