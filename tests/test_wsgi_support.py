@@ -39,6 +39,12 @@ def run(coro, timeout=HANG_GUARD):
     return asyncio.run(guarded())
 
 
+def other_tasks():
+    """Tasks of the running loop besides the current one and the hang guard of ``run``."""
+    current = asyncio.current_task()
+    return {t for t in asyncio.all_tasks() if t is not current and t.get_coro().__name__ != "guarded"}
+
+
 class Script:
     """A scripted ASGI connection: ``receive`` yields ``messages`` in order, then waits until
     ``disconnect()`` (or forever); ``send`` records what the app sends and may fail or stall."""
