@@ -1,0 +1,219 @@
+"""Many WSGI threads on one middleware, the user's loop, fork safety, asyncio debug mode, and the
+number of thread hops a small request costs."""
+
+import asyncio
+import os
+import queue
+import subprocess
+import sys
+import textwrap
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from test_asgi_support import (HANG_GUARD, call, loop_threads, make_environ, middlewares,  # noqa: F401
+                               pending_tasks, read_body, respond)
+
+
+async def mixed_app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    body, _ = await read_body(receive)
+    kind = scope["path"]
+    if kind == "/error":
+        raise RuntimeError("mixed: error")
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    if kind == "/stream":
+        for i in range(40):
+            await send({"type": "http.response.body", "body": b"%04d" % i, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    else:
+        await send({"type": "http.response.body", "body": body})
+
+
+def one_request(mw, n):
+    kind = ("/echo", "/stream", "/upload", "/disconnect", "/error")[n % 5]
+    token = b"token-%d-" % n + (b"u" * 100_000 if kind == "/upload" else b"")
+    environ = make_environ("/stream" if kind == "/disconnect" else kind, "POST", token)
+    response = call(mw, environ, max_chunks=3 if kind == "/disconnect" else None)
+    if kind in ("/echo", "/upload"):
+        assert response.body == token
+    elif kind == "/stream":
+        assert response.body == b"".join(b"%04d" % i for i in range(40))
+    elif kind == "/error":
+        assert response.status.startswith("500 ")
+    return kind
+
+
+def test_many_wsgi_threads_share_one_middleware(middlewares):
+    import logging
+
+    mw = middlewares(mixed_app)
+    logging.getLogger("a2wsgi").disabled = True
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            kinds = list(pool.map(lambda n: one_request(mw, n), range(800)))
+    finally:
+        logging.getLogger("a2wsgi").disabled = False
+    assert len(kinds) == 800
+    assert pending_tasks(mw) == []
+    assert len([t for t in loop_threads()]) >= 1
+
+
+def test_user_loop_used_as_is(middlewares):
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    seen = []
+
+    async def app(scope, receive, send):
+        if scope["type"] == "http":
+            seen.append(asyncio.get_running_loop())
+            await respond(send, b"on your loop")
+
+    try:
+        before = len(loop_threads())
+        mw = middlewares(app, loop=loop)
+        assert mw.loop is loop
+        assert call(mw, make_environ("/")).body == b"on your loop"
+        assert seen == [loop]
+        assert len(loop_threads()) == before  # no loop thread of ours
+        mw.close()
+        assert loop.is_running()  # the user's loop is the user's to stop
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(HANG_GUARD)
+        loop.close()
+
+
+def test_user_loop_not_running_is_a_clear_error(middlewares):
+    loop = asyncio.new_event_loop()
+    try:
+        mw = middlewares(mixed_app, loop=loop)
+        with pytest.raises(RuntimeError, match="not running"):
+            mw(make_environ("/"), lambda *a: None)
+    finally:
+        loop.close()
+
+
+class CountingLoop(asyncio.SelectorEventLoop):
+    hops = 0
+
+    def call_soon_threadsafe(self, *args, **kwargs):
+        if threading.current_thread() is not self._runner:
+            self.hops += 1
+        return super().call_soon_threadsafe(*args, **kwargs)
+
+
+class CountingQueue(queue.SimpleQueue):
+    puts = [0]
+
+    def put(self, item, *args, **kwargs):
+        self.puts[0] += 1
+        return super().put(item, *args, **kwargs)
+
+
+def test_one_hop_and_one_wakeup_per_small_request(middlewares, monkeypatch):
+    import a2wsgi.asgi as mod
+
+    loop = CountingLoop()
+    loop._runner = threading.Thread(target=loop.run_forever, daemon=True)
+    loop._runner.start()
+    monkeypatch.setattr(mod.queue, "SimpleQueue", CountingQueue)
+
+    async def echo(scope, receive, send):
+        if scope["type"] == "http":
+            body, _ = await read_body(receive)
+            await respond(send, body)
+
+    try:
+        mw = middlewares(echo, loop=loop)
+        call(mw, make_environ("/", "POST", b"warm-up"))
+        n = 200
+        loop.hops = 0
+        CountingQueue.puts[0] = 0
+        for i in range(n):
+            assert call(mw, make_environ("/", "POST", b"small %d" % i)).body == b"small %d" % i
+        assert loop.hops == n            # one call_soon_threadsafe per request
+        assert CountingQueue.puts[0] <= n  # at most one wake-up of the WSGI thread per request
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        loop._runner.join(HANG_GUARD)
+        loop.close()
+
+
+def _child_env(impl, **extra):
+    env = dict(os.environ)
+    env.pop("A2WSGI_PURE", None)
+    if not impl.compiled:
+        env["A2WSGI_PURE"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(__file__)] + sys.path)
+    env.update(extra)
+    return env
+
+
+def test_thread_safe_under_asyncio_debug(impl):
+    script = textwrap.dedent("""
+        import logging, sys
+        from concurrent.futures import ThreadPoolExecutor
+        import a2wsgi
+        from a2wsgi import ASGIMiddleware
+        from test_asgi_threads import mixed_app, one_request
+
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+        logging.getLogger("a2wsgi").setLevel(logging.CRITICAL)
+        mw = ASGIMiddleware(mixed_app)
+        with ThreadPoolExecutor(8) as pool:
+            kinds = list(pool.map(lambda n: one_request(mw, n), range(200)))
+        assert mw.loop.get_debug(), "asyncio debug mode is not on"
+        mw.close()
+        print("ok", len(kinds), a2wsgi.SPEEDUPS)
+    """)
+    out = subprocess.run([sys.executable, "-X", "dev", "-c", script], capture_output=True, text=True,
+                         timeout=120, env=_child_env(impl, PYTHONASYNCIODEBUG="1"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["ok", "200", str(impl.compiled)]
+    for bad in ("Non-thread-safe", "non-thread-safe", "was never awaited", "Task was destroyed",
+                "Unclosed", "unclosed", "Exception in callback", "Traceback"):
+        assert bad not in out.stderr, out.stderr[-3000:]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize("serve_in_parent", [False, True], ids=["preload", "parent-served-first"])
+def test_fork_safety(impl, serve_in_parent):
+    script = textwrap.dedent("""
+        import os, sys, warnings
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with a thread running, on purpose
+        from a2wsgi import ASGIMiddleware
+        from test_asgi_support import make_environ, call
+        from test_asgi_lifespan import lifespan_app
+
+        events = []
+        mw = ASGIMiddleware(lifespan_app(events))
+        if SERVE_IN_PARENT:
+            assert call(mw, make_environ("/")).status == "200 OK"
+        children = []
+        for _ in range(2):
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    for _ in range(3):
+                        assert call(mw, make_environ("/")).body == b"['counter', 'db']"
+                    mw.close()
+                    assert events.count("lifespan.startup") == 1 + SERVE_IN_PARENT, events
+                    assert events[-1] == "lifespan.shutdown", events
+                    code = 0
+                finally:
+                    os._exit(code)
+            children.append(pid)
+        codes = [os.waitpid(pid, 0)[1] for pid in children]
+        if SERVE_IN_PARENT:
+            assert call(mw, make_environ("/")).status == "200 OK"
+        print("children", codes)
+    """).replace("SERVE_IN_PARENT", str(serve_in_parent))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                         env=_child_env(impl))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "children [0, 0]" in out.stdout, out.stdout + out.stderr
