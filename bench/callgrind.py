@@ -4,8 +4,9 @@
 
 Each (implementation, function) is run twice under ``valgrind --tool=callgrind`` with
 ``PYTHONHASHSEED=0``: a loop of ``base`` calls and a loop of ``base + N`` calls, in the same
-single-threaded process shape. The difference of the two totals divided by ``N`` is the cost of one
-call, with interpreter start-up and imports cancelled out.
+single-threaded process shape, with byte-code already compiled and not written. The difference of
+the two totals divided by ``N`` is the cost of one call, with interpreter start-up and imports
+cancelled out; the totals repeat to the instruction from run to run.
 """
 
 import argparse
@@ -32,6 +33,7 @@ def available():
 def _count(label, func, calls, python, outdir):
     impl, env = peers.worker_env(label)
     env["PYTHONHASHSEED"] = "0"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
     argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + os.path.join(outdir, "cg.%p"),
             python, os.path.join(HERE, "_worker.py"), "loop", impl, func, str(calls)]
     proc = subprocess.run(argv, env=env, cwd=HERE, capture_output=True, timeout=900)
@@ -47,6 +49,11 @@ def _count(label, func, calls, python, outdir):
 def measure(calls=2000, base=200, impls=IMPLS, funcs=FUNCS, python=sys.executable, log=print):
     """``{func: {label: instructions per call or None}}``."""
     results = {}
+    for label in impls:
+        # Byte-compile what the counted runs import, so that neither of them pays for it.
+        impl, env = peers.worker_env(label)
+        subprocess.run([python, os.path.join(HERE, "_worker.py"), "loop", impl, funcs[0], "1"], env=env, cwd=HERE,
+                       capture_output=True, timeout=300)
     with tempfile.TemporaryDirectory(prefix="a2wsgi-cg-") as outdir:
         for func in funcs:
             row = results[func] = {}
@@ -65,7 +72,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--json", metavar="PATH")
+    parser.add_argument("--ours", metavar="DIR", help="measure the a2wsgi package in DIR as ours")
     args = parser.parse_args()
+    if args.ours:
+        peers.OURS_DIR = os.path.abspath(args.ours)
     if not available():
         raise SystemExit("valgrind is not installed")
     peers.ensure_peers(sys.executable)
