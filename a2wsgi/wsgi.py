@@ -39,6 +39,10 @@ READ_AHEAD_BYTES = 512 * 1024
 IDLE_WORKER_SECONDS = 60.0
 
 _JOIN_LIMIT = 64 * 1024
+# Yield to the loop after this many sends in a row. Some servers' send() never suspends while the
+# transport is not paused; yielding lets other connections run and a lost connection be noticed
+# (asyncio logs "socket.send() raised exception." from the fifth write after a loss on).
+_SENDS_PER_YIELD = 4
 _END = {"type": "http.response.body", "body": b"", "more_body": False}
 
 
@@ -113,6 +117,7 @@ class _Workers:
         self._backlog = 0
         self._closing = False
         self._on_empty = None
+        self._started = set()
 
     @property
     def threads(self):
@@ -131,12 +136,14 @@ class _Workers:
                 self._jobs.put(job)
                 return
             self._threads += 1
-        thread = threading.Thread(target=self._run, args=(job,), name="a2wsgi-worker", daemon=True)
+            thread = threading.Thread(target=self._run, args=(job,), name="a2wsgi-worker", daemon=True)
+            self._started.add(thread)
         try:
             thread.start()
         except BaseException:
             with self._lock:
                 self._threads -= 1
+                self._started.discard(thread)
             raise
 
     def _run(self, job):
@@ -168,20 +175,24 @@ class _Workers:
                 job = jobs.get()
         with lock:
             self._threads -= 1
+            self._started.discard(threading.current_thread())
             on_empty = self._on_empty if self._threads == 0 else None
         if on_empty is not None:
             on_empty()
 
     def close(self, on_empty=None):
-        """Stop every thread after its current job; call ``on_empty()`` when the last one exits."""
+        """Stop every thread after its current job; call ``on_empty()`` when the last one is
+        done, and return the threads, for a ``join()`` that then returns at once."""
         with self._lock:
             self._closing = True
             self._on_empty = on_empty
             for _ in range(self._threads):
                 self._jobs.put(None)
             empty = self._threads == 0
+            threads = list(self._started)
         if empty and on_empty is not None:
             on_empty()
+        return threads
 
 
 def _call_soon(loop, callback, *args):
@@ -212,7 +223,7 @@ class _Exchange:
         "out", "held", "wake_pending", "waiter", "finished", "closed", "signal", "worker_waiting",
         "pieces", "piece_bytes", "body_done", "gone", "reader", "reader_paused", "reader_waiter",
         "status", "headers", "handed", "start", "final", "pathsend", "error",
-        "reraise", "watcher",
+        "reraise", "watcher", "sends",
     )
 
     def __init__(self, app, scope, receive, send, loop, send_queue_size, script_name):
@@ -249,6 +260,7 @@ class _Exchange:
         self.pathsend = None
         self.error = None
         self.reraise = None
+        self.sends = 0
 
     # ---- worker thread -------------------------------------------------------------------------
 
@@ -371,10 +383,9 @@ class _Exchange:
                 _call_soon(self.loop, self._wakeup)
 
     def body(self):
-        pieces = self.pieces
-        if self.body_done:
-            first = pieces[0] if pieces else b""
-            return Body(functools.partial(next, iter((first,)), b""))
+        """``wsgi.input``: the whole body at hand, or pieces fetched from the loop's read-ahead."""
+        if self.reader is None:
+            return Body(functools.partial(next, iter(self.pieces), b""))
         return Body(self.fetch)
 
     def _respond(self, result):
@@ -520,6 +531,7 @@ class _Exchange:
                         waiter = self.waiter = loop.create_future()
                 if not batch and not finished:
                     await waiter
+                    self.sends = 0
                     continue
                 if not self.closed:
                     try:
@@ -570,7 +582,13 @@ class _Exchange:
                 batch = [b"".join(batch)]
         end = len(batch) - 1
         for i, chunk in enumerate(batch):
+            if self.closed:
+                return
             await send({"type": "http.response.body", "body": chunk, "more_body": not (last and i == end)})
+            self.sends += 1
+            if self.sends >= _SENDS_PER_YIELD:
+                self.sends = 0
+                await asyncio.sleep(0)
 
     async def _send_final(self):
         """The whole response in one go: the app returned a list, a pathsend file, or failed."""
@@ -665,8 +683,10 @@ class WSGIMiddleware:
             self._finalizer = None
         loop = asyncio.get_running_loop()
         done = loop.create_future()
-        pool.close(lambda: _call_soon(loop, _resolve, done))
+        threads = pool.close(lambda: _call_soon(loop, _resolve, done))
         await done
+        for thread in threads:
+            thread.join()
 
     async def _http(self, scope, receive, send):
         headers = scope.get("headers")

@@ -82,9 +82,11 @@ def test_idle_workers_exit(mw, impl, monkeypatch):
 
 def test_shutdown_waits_for_a_busy_worker(mw, impl):
     release = threading.Event()
+    started = threading.Event()
     finished = []
 
     def slow(environ, start_response):
+        started.set()
         release.wait(HANG_GUARD)
         finished.append(1)
         start_response("200 OK", [])
@@ -95,7 +97,7 @@ def test_shutdown_waits_for_a_busy_worker(mw, impl):
 
     async def go():
         request = asyncio.ensure_future(call(middleware))
-        while len(worker_threads()) == before:
+        while not started.is_set():
             await asyncio.sleep(0.001)
         stopping = asyncio.ensure_future(middleware.shutdown())
         await asyncio.sleep(0.01)
