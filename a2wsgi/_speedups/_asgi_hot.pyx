@@ -1,8 +1,10 @@
 # cython: language_level=3, freethreading_compatible=True
 """Compiled twin of ``a2wsgi/_asgi_hot.py``: same names, signatures, results and exceptions."""
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.unicode cimport PyUnicode_AsLatin1String
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.unicode cimport (PyUnicode_1BYTE_DATA, PyUnicode_1BYTE_KIND, PyUnicode_AsLatin1String,
+                              PyUnicode_GET_LENGTH, PyUnicode_KIND)
+from libc.string cimport memcmp
 
 from urllib.parse import quote_from_bytes
 
@@ -62,32 +64,45 @@ def status_line(code):
 cdef inline bytes _latin1(object value, object key):
     if type(value) is not str:
         raise TypeError("WSGI environ %r must be a str, got %s" % (key, type(value).__name__))
+    if PyUnicode_KIND(value) == PyUnicode_1BYTE_KIND:
+        # a compact str of code points < 256 holds exactly its latin-1 bytes
+        return PyBytes_FromStringAndSize(<char *>PyUnicode_1BYTE_DATA(value), PyUnicode_GET_LENGTH(value))
     try:
         return PyUnicode_AsLatin1String(value)
     except UnicodeEncodeError:
         return (<str>value).encode("utf-8", "surrogateescape")
 
 
-cdef inline bytes _header_name(str key, Py_ssize_t start):
+cdef bytes _header_name(str key, Py_ssize_t start):
     """``key[start:]`` lowercased with ``_`` -> ``-``, as latin-1 bytes (or UTF-8 beyond latin-1)."""
-    cdef Py_ssize_t n = len(key) - start
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(key) - start
     cdef Py_ssize_t i
-    cdef Py_UCS4 uch
-    cdef unsigned int ch
-    cdef bytearray out = bytearray(n)
-    cdef unsigned char *buf = out
+    cdef const unsigned char *src
+    cdef unsigned char *buf
+    cdef unsigned char c
+    cdef bytes out
+    if PyUnicode_KIND(key) != PyUnicode_1BYTE_KIND:
+        return _latin1(key[start:].lower().replace("_", "-"), key)
+    src = <const unsigned char *>PyUnicode_1BYTE_DATA(key) + start
     for i in range(n):
-        uch = key[start + i]
-        ch = <unsigned int>uch
-        if ch > 0x7F:
+        if src[i] > 0x7F:
+            # str.lower() of latin-1 letters must decide, as in the pure version
             return _latin1(key[start:].lower().replace("_", "-"), key)
-        if ch == 0x5F:
-            buf[i] = 0x2D
-        elif 0x41 <= ch <= 0x5A:
-            buf[i] = ch + 0x20
-        else:
-            buf[i] = ch
-    return bytes(out)
+    out = PyBytes_FromStringAndSize(NULL, n)
+    buf = <unsigned char *>PyBytes_AS_STRING(out)
+    for i in range(n):
+        c = src[i]
+        if c == 0x5F:
+            c = 0x2D
+        elif 0x41 <= c <= 0x5A:
+            c += 0x20
+        buf[i] = c
+    return out
+
+
+cdef inline bint _is_1byte_prefixed(str key, const char *prefix, Py_ssize_t n):
+    return (PyUnicode_KIND(key) == PyUnicode_1BYTE_KIND and PyUnicode_GET_LENGTH(key) >= n
+            and memcmp(PyUnicode_1BYTE_DATA(key), prefix, n) == 0)
 
 
 def build_headers(environ):
@@ -98,7 +113,8 @@ def build_headers(environ):
     for key, value in environ.items():
         if type(key) is not str:
             continue
-        if (<str>key).startswith("HTTP_"):
+        if (_is_1byte_prefixed(key, "HTTP_", 5) if PyUnicode_KIND(key) == PyUnicode_1BYTE_KIND
+                else (<str>key).startswith("HTTP_")):
             if key == "HTTP_CONTENT_TYPE" or key == "HTTP_CONTENT_LENGTH":
                 continue
             start = 5
@@ -130,6 +146,8 @@ cdef str _http_version(dict_or_mapping):
     protocol = dict_or_mapping.get("SERVER_PROTOCOL")
     if type(protocol) is not str or not protocol:
         return "1.0"
+    if protocol == "HTTP/1.1":
+        return "1.1"
     _, sep, version = (<str>protocol).partition("/")
     if not sep or not version:
         return "1.0"
