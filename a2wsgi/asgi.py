@@ -641,7 +641,13 @@ class _Runtime:
         loop = self.loop
         asyncio.set_event_loop(loop)
         try:
-            loop.run_forever()
+            while True:
+                try:
+                    loop.run_forever()
+                except BaseException as exc:  # SystemExit or KeyboardInterrupt out of an app task
+                    logger.error("the ASGI app raised %r on the event loop; it keeps running", exc)
+                    continue
+                break
             pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
             for task in pending:
                 task.cancel()

@@ -157,3 +157,17 @@ def test_never_hangs_whatever_the_app_raises(middlewares, exc_type):
             raise exc_type("x")
 
     assert call(middlewares(app), make_environ("/")).status.startswith("500 ")
+
+
+@pytest.mark.parametrize("exc_type", [SystemExit, KeyboardInterrupt])
+def test_app_raising_systemexit_does_not_stop_the_loop(middlewares, exc_type):
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/exit":
+            raise exc_type()
+        await respond(send, b"still serving")
+
+    mw = middlewares(app)
+    assert call(mw, make_environ("/exit")).status.startswith("500 ")
+    assert call(mw, make_environ("/")).body == b"still serving"
