@@ -1,7 +1,8 @@
 """One implementation's measuring process (started by run.py and callgrind.py, not by hand).
 
     _worker.py serve IMPL                 answer JSON requests, one per line, until stdin closes
-    _worker.py rss IMPL WORKLOAD BYTES    peak RSS growth (VmHWM) while streaming BYTES, then exit
+    _worker.py rss IMPL WORKLOAD BYTES    peak RSS growth while streaming BYTES (VmHWM, reset to the
+                                          current RSS after the warm-up), then exit
     _worker.py loop IMPL FUNC N           call one hot function N times (a callgrind target)
 
 Answers go to the file descriptor that was stdout at start; stdout itself is sent to stderr, so
@@ -78,8 +79,11 @@ class Runner:
 
 def answer(run, *args, **kwargs):
     try:
-        value, unit = run(*args, **kwargs)
-        return {"value": value, "unit": unit}
+        figure = run(*args, **kwargs)
+        reply = {"value": figure[0], "unit": figure[1]}
+        if len(figure) > 2:
+            reply.update(figure[2])
+        return reply
     except workloads.NotAvailable as exc:
         return {"na": str(exc)}
     except NotImplementedError as exc:
@@ -88,12 +92,23 @@ def answer(run, *args, **kwargs):
         return {"error": traceback.format_exc(limit=12)}
 
 
-def vm_hwm_kib():
+def vm_kib(field="VmHWM"):
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise RuntimeError("no VmHWM in /proc/self/status")
+    raise RuntimeError("no %s in /proc/self/status" % field)
+
+
+def reset_hwm():
+    """Reset VmHWM to the current RSS (Linux >= 4.0), so that a peak reached while importing or
+    warming up cannot hide growth during the measurement. Returns the baseline in KiB."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return vm_kib("VmHWM"), False
+    return vm_kib("VmRSS"), True
 
 
 def main(argv):
@@ -122,14 +137,15 @@ def main(argv):
         marks = {}
 
         def before():
-            marks["before"] = vm_hwm_kib()
+            marks["before"], marks["reset"] = reset_hwm()
 
         reply = answer(runner.run, workload, total, warmup=1024 * 1024, before=before)
         if "value" in reply:
             reply["throughput"] = reply["value"]
-            reply["value"] = (vm_hwm_kib() - marks["before"]) / 1024.0
+            reply["value"] = (vm_kib("VmHWM") - marks["before"]) / 1024.0
             reply["unit"] = "MiB"
-            reply["hwm_before_mib"] = marks["before"] / 1024.0
+            reply["baseline_mib"] = marks["before"] / 1024.0
+            reply["hwm_reset"] = marks["reset"]
         reply["hello"] = info
         out.write(json.dumps(reply) + "\n")
         out.flush()

@@ -4,6 +4,10 @@ WSGI apps are what a W->A bridge wraps, ASGI apps what an A->W bridge wraps. The
 the table drive the opposite kind directly, with no bridge. Nothing here imports a2wsgi.
 """
 
+# Body chunks the download apps have produced so far, to count how many a bridge holds ahead of
+# the client (issue 3: at most ``send_queue_size``).
+PRODUCED = [0]
+
 CHUNK = 64 * 1024
 MiB = 1024 * 1024
 PIECE = b"x" * CHUNK
@@ -140,10 +144,13 @@ def wsgi_download(environ, start_response):
 def _pieces(total):
     left = total
     piece = PIECE
+    produced = PRODUCED
     while left >= CHUNK:
         left -= CHUNK
+        produced[0] += 1
         yield piece
     if left:
+        produced[0] += 1
         yield piece[:left]
 
 
@@ -207,9 +214,12 @@ async def asgi_download(scope, receive, send):
                 "headers": [(b"content-type", b"application/octet-stream"),
                             (b"content-length", b"%d" % total)]})
     left = total
+    produced = PRODUCED
     while left > CHUNK:
         left -= CHUNK
+        produced[0] += 1
         await send({"type": "http.response.body", "body": PIECE, "more_body": True})
+    produced[0] += 1
     await send({"type": "http.response.body", "body": PIECE[:left], "more_body": False})
 
 
