@@ -69,7 +69,7 @@ class Runner:
             if self.impl not in workloads.A2W_IMPLS:
                 raise workloads.NotAvailable("does not apply")
             return self.a2w.upload(size, **extra)
-        if workload in ("build_environ", "build_scope", "translate_request_headers"):
+        if workload in ("build_environ", "build_scope") or workload in workloads.HEADER_FUNCTIONS:
             target = self.hot.get(workload)
             if target is None:
                 target = self.hot[workload] = workloads.hot_function(self.impl, workload)

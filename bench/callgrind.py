@@ -21,7 +21,8 @@ import tempfile
 import peers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FUNCS = ("build_environ", "build_scope", "translate_request_headers")
+FUNCS = ("build_environ", "build_scope", "translate_request_headers", "build_headers", "encode_response_headers",
+         "decode_response_headers")
 IMPLS = ("ours-compiled", "ours-pure", "upstream")
 _COLLECTED = re.compile(rb"Collected\s*:\s*(\d+)")
 

@@ -79,8 +79,14 @@ IN_PROCESS = [
              "uvicorn"), 20000, 3000, "lower"),
     Workload("build_scope", "hot", "build_scope, 20 headers", ("ours-compiled", "ours-pure", "upstream"),
              20000, 3000, "lower"),
-    Workload("translate_request_headers", "hot", "request headers → environ keys, 20 headers",
+    Workload("translate_request_headers", "hot", "translate_request_headers: 20 ASGI headers → environ keys",
              ("ours-compiled", "ours-pure"), 20000, 3000, "lower"),
+    Workload("build_headers", "hot", "build_headers: environ with 20 headers → ASGI headers",
+             ("ours-compiled", "ours-pure"), 20000, 3000, "lower"),
+    Workload("encode_response_headers", "hot", "encode_response_headers: 6 WSGI headers → bytes pairs",
+             ("ours-compiled", "ours-pure"), 50000, 5000, "lower"),
+    Workload("decode_response_headers", "hot", "decode_response_headers: 6 ASGI headers → str pairs",
+             ("ours-compiled", "ours-pure"), 50000, 5000, "lower"),
 ]
 RSS_LABELS_W2A = ("ours-compiled", "ours-pure", "upstream", "uvicorn", "asgiref")
 RSS_LABELS_A2W = ("ours-compiled", "ours-pure", "upstream")

@@ -67,3 +67,29 @@ def test_parse_status(benchmark, impl, upstream):
         pytest.skip("upstream has no separate status parsing")
     func = _function(impl, upstream, "wsgi", "parse_status")
     benchmark(func, "200 OK")
+
+
+def test_build_headers(benchmark, impl, upstream):
+    if impl == "upstream":
+        pytest.skip("upstream builds headers inside build_scope only")
+    func = _function(impl, upstream, "asgi", "build_headers")
+    environ = apps.wsgi_environ(content_length=len(apps.ECHO_BODY))
+    headers = benchmark(func, environ)
+    assert (b"host", b"example.com:8000") in list(headers)
+
+
+def test_decode_response_headers(benchmark, impl, upstream):
+    if impl == "upstream":
+        pytest.skip("upstream decodes response headers inline")
+    func = _function(impl, upstream, "asgi", "decode_response_headers")
+    headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", b"1234"),
+               (b"cache-control", b"no-cache"), (b"set-cookie", b"a=b; Path=/; HttpOnly"),
+               (b"x-frame-options", b"DENY"), (b"vary", b"Accept-Encoding")]
+    benchmark(func, headers)
+
+
+def test_status_line(benchmark, impl, upstream):
+    if impl == "upstream":
+        pytest.skip("upstream maps status codes through a dict")
+    func = _function(impl, upstream, "asgi", "status_line")
+    assert benchmark(func, 404).startswith("404 ")

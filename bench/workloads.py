@@ -486,6 +486,20 @@ class A2W:
 
 # ---------------------------------------------------------------- environ / scope building
 
+RESPONSE_HEADERS_STR = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", "1234"),
+                        ("Cache-Control", "no-cache"), ("Set-Cookie", "a=b; Path=/; HttpOnly"),
+                        ("X-Frame-Options", "DENY"), ("Vary", "Accept-Encoding")]
+RESPONSE_HEADERS_BYTES = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in RESPONSE_HEADERS_STR]
+
+# Header translation both ways, ours only (upstream does it inline): name -> (hot module, args).
+HEADER_FUNCTIONS = {
+    "translate_request_headers": ("wsgi_hot", lambda: (apps.HEADERS_20,)),
+    "build_headers": ("asgi_hot", lambda: (apps.wsgi_environ(content_length=len(apps.ECHO_BODY)),)),
+    "encode_response_headers": ("wsgi_hot", lambda: (RESPONSE_HEADERS_STR,)),
+    "decode_response_headers": ("asgi_hot", lambda: (RESPONSE_HEADERS_BYTES,)),
+}
+
+
 def hot_function(impl, name):
     """``(callable, args)`` for one call of a hot path with 20 headers, or NotAvailable."""
     if impl in ("ours", "upstream"):
@@ -501,9 +515,13 @@ def hot_function(impl, name):
             if func is None:
                 raise NotAvailable("not implemented")
             return func, (apps.wsgi_environ(content_length=len(apps.ECHO_BODY)),)
-        if name == "translate_request_headers" and impl == "ours":
-            from a2wsgi._hot import wsgi_hot
-            return wsgi_hot.translate_request_headers, (apps.HEADERS_20,)
+        if impl == "ours" and name in HEADER_FUNCTIONS:
+            from a2wsgi import _hot
+            side, args = HEADER_FUNCTIONS[name]
+            func = getattr(getattr(_hot, side), name, None)
+            if func is None:
+                raise NotAvailable("not implemented")
+            return func, args()
     if impl == "uvicorn" and name == "build_environ":
         from uvicorn.middleware.wsgi import build_environ
         message = {"type": "http.request", "body": apps.ECHO_BODY, "more_body": False}
