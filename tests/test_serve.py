@@ -26,9 +26,21 @@ def _env(impl):
 
 
 def _start(argv, impl, cwd):
-    proc = subprocess.Popen([sys.executable, "-m", "a2wsgi", "serve", *argv], env=_env(impl), cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return proc
+    """Start ``serve`` on a free port; another process may take the port first: then try another."""
+    for _ in range(3):
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, "-m", "a2wsgi", "serve", *argv, "--port", str(port)],
+                                env=_env(impl), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        try:
+            wait_for_port(port, proc)
+        except RuntimeError:
+            out = proc.communicate(timeout=30)[0]
+            if "Address already in use" in out:
+                continue
+            pytest.fail("serve exited early:\n" + out)
+        return proc, port
+    pytest.fail("no free port for serve after 3 tries")
 
 
 def _stop(proc):
@@ -43,10 +55,8 @@ def _stop(proc):
 
 
 def test_serve_demo(impl, tmp_path):
-    port = free_port()
-    proc = _start(["--port", str(port), "--threads", "4"], impl, str(tmp_path))
+    proc, port = _start(["--threads", "4"], impl, str(tmp_path))
     try:
-        wait_for_port(port, proc)
         base = "http://127.0.0.1:%d" % port
         with httpx.stream("GET", base + "/") as response:
             assert response.status_code == 200
@@ -90,10 +100,8 @@ def test_serve_user_app_runs_its_lifespan_shutdown(impl, tmp_path):
             await send({"type": "http.response.start", "status": 200, "headers": []})
             await send({"type": "http.response.body", "body": b"mine " + scope["path"].encode()})
     """ % str(marker)))
-    port = free_port()
-    proc = _start(["myapp:app", "--port", str(port)], impl, str(tmp_path))
+    proc, port = _start(["myapp:app"], impl, str(tmp_path))
     try:
-        wait_for_port(port, proc)
         assert httpx.get("http://127.0.0.1:%d/x" % port).text == "mine /x"
     finally:
         code, out = _stop(proc)
