@@ -301,8 +301,8 @@ def encode_response_headers(headers):
     """Encode WSGI response headers (PEP 3333, ``start_response``) for an ASGI
     ``http.response.start`` message: a list of ``(name, value)`` latin-1 ``bytes`` pairs.
 
-    Names are lower-cased (ASGI HTTP spec, "Response Start"); spaces and tabs around a value are
-    removed (RFC 9110, section 5.5). A name or value with CR, LF or NUL, an empty name, or text
+    Names are lower-cased (ASGI HTTP spec, "Response Start"); spaces and tabs around a name or a
+    value are removed (RFC 9110, section 5.5). A name or value with CR, LF or NUL, an empty name, or text
     that is not latin-1 raises ``ValueError`` naming the header; an item that is not a pair of
     ``str`` raises ``TypeError``. Nothing is ever sent for a refused header list.
     """
@@ -314,7 +314,7 @@ def encode_response_headers(headers):
             raise TypeError(
                 "WSGI response header must be a (name, value) pair of str, got %r" % (pair,)
             ) from None
-        raw_name = _latin1(name, "name", pair)
+        raw_name = _latin1(name, "name", pair).strip(b" \t")
         if not raw_name:
             raise ValueError("WSGI response header with an empty name: %r" % (pair,))
         raw_value = _latin1(value, "value", pair)

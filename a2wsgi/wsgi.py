@@ -472,7 +472,11 @@ class _Exchange:
         receive = self.receive
         lock = self.lock
         while True:
-            message = await receive()
+            try:
+                message = await receive()
+            except Exception as exc:
+                self._receive_failed(exc)
+                return
             kind = message["type"]
             if kind == "http.disconnect":
                 self.client_gone(during_body=True)
@@ -501,12 +505,20 @@ class _Exchange:
         await self.watch()
 
     async def watch(self):
-        """Wait for ``http.disconnect`` once the request body is complete."""
-        while True:
+        """Wait for ``http.disconnect`` once the request body is complete. Per the ASGI HTTP spec
+        nothing else can come then; a receive that returns anything else is not asked again."""
+        try:
             message = await self.receive()
-            if message["type"] == "http.disconnect":
-                self.client_gone()
-                return
+        except Exception as exc:
+            self._receive_failed(exc)
+            return
+        if message.get("type") == "http.disconnect":
+            self.client_gone()
+
+    def _receive_failed(self, exc):
+        logger.error("%s: the server's receive() raised; the request is abandoned", self._where(),
+                     exc_info=exc)
+        self.client_gone(during_body=True)
 
     def _disconnected(self, exc):
         logger.info("%s: the client disconnected: %s", self._where(), exc)

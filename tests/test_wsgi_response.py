@@ -20,6 +20,7 @@ def test_encode_response_headers(impl):
     ]
     assert encode([]) == []
     assert encode((("A", ""),)) == [(b"a", b"")]
+    assert encode([(" X-Pad\t", "v")]) == [(b"x-pad", b"v")]
 
 
 @pytest.mark.parametrize(
@@ -30,6 +31,7 @@ def test_encode_response_headers(impl):
         ([("X-Bad", "a\0b")], ValueError, "X-Bad"),
         ([("X-B\rad", "v")], ValueError, "X-B"),
         ([("", "v")], ValueError, "empty"),
+        ([(" ", "v")], ValueError, "empty"),
         ([("X-Euro", "\u20ac")], ValueError, "X-Euro"),
         ([(b"X-Bytes", "v")], TypeError, "X-Bytes"),
         ([("X-Bytes", b"v")], TypeError, "X-Bytes"),

@@ -324,3 +324,54 @@ def test_httpx_asgi_transport(mw, impl):
     assert small.status_code == 200 and small.text == "got hello"
     assert small.headers["x-method"] == "POST"
     assert chunked.content == b"got " + b"".join(b"%02d" % i for i in range(20))
+
+
+def test_receive_repeating_a_request_message_is_not_polled_forever(mw, impl):
+    """After the body, only http.disconnect may come; a receive that keeps returning the request
+    message (some test harnesses do) must not keep the loop busy while a response streams."""
+    app = Stream(count=50)
+    message = {"type": "http.request", "body": b"", "more_body": False}
+    calls = []
+
+    async def receive():
+        calls.append(1)
+        return message
+
+    async def send(event):
+        await asyncio.sleep(0)
+
+    run(mw(app, send_queue_size=2)(http_scope(), receive, send))
+    assert app.produced == 50 and app.closed
+    assert len(calls) <= 2
+
+
+def test_receive_raising_during_upload_is_logged_and_ends_the_body(mw, impl, caplog):
+    import logging
+
+    seen = []
+    messages = [{"type": "http.request", "body": b"abc", "more_body": True}]
+
+    async def receive():
+        if messages:
+            return messages.pop()
+        raise RuntimeError("server receive broke")
+
+    sent = []
+
+    async def send(event):
+        sent.append(event)
+
+    def app(environ, start_response):
+        try:
+            environ["wsgi.input"].read()
+        except OSError as exc:
+            seen.append(exc)
+            raise
+        start_response("200 OK", [])
+        return [b"unreachable"]
+
+    with caplog.at_level(logging.ERROR, logger="a2wsgi"):
+        run(mw(app)(http_scope(method="POST", path="/up"), receive, send))
+    assert len(seen) == 1 and isinstance(seen[0], OSError)
+    assert any("POST /up" in r.getMessage() and "receive()" in r.getMessage() for r in caplog.records)
+    assert sent == []

@@ -363,7 +363,7 @@ def encode_response_headers(headers):
             raise TypeError(
                 "WSGI response header must be a (name, value) pair of str, got %r" % (pair,)
             ) from None
-        raw_name = _latin1(name, "name", pair)
+        raw_name = _latin1(name, "name", pair).strip(b" \t")
         if PyBytes_GET_SIZE(raw_name) == 0:
             raise ValueError("WSGI response header with an empty name: %r" % (pair,))
         raw_value = _latin1(value, "value", pair)
