@@ -120,6 +120,7 @@ class _Exchange:
         self._input = environ.get("wsgi.input")
         self._remaining = None      # body bytes still to read; None: read until EOF
         self._input_done = True
+        self._input_gone = False    # wsgi.input failed or ended early: the client went away
         self._batch = None          # iterator over the chunks being yielded
         self._w_ended = False
         self._w_finished = False
@@ -155,7 +156,7 @@ class _Exchange:
         elif length <= SMALL_BODY:
             body = self._read_exactly(stream, length)
             if body is None:
-                self._gone = True
+                self._gone = self._input_gone = True
             else:
                 self._incoming.append({"type": "http.request", "body": body, "more_body": False})
             self._body_complete = True
@@ -212,6 +213,8 @@ class _Exchange:
                 gone = True
             if complete or gone:
                 self._input_done = True
+            if gone:
+                self._input_gone = True
         self._loop.call_soon_threadsafe(self._feed, pieces, complete, gone)
 
     def _take(self, timeout=None, until_finished=False):
@@ -263,7 +266,11 @@ class _Exchange:
         status, headers = start
         if self._pathsend is not None:
             return self._serve_path(status, headers)
-        self._start_response(status, headers)
+        try:
+            self._start_response(status, headers)
+        except BaseException:
+            self.close()  # the server cannot send this response: for the app, the client went away
+            raise
         if self._w_finished:
             self._complete = True
             chunks = list(self._batch) if self._batch is not None else []
@@ -277,7 +284,7 @@ class _Exchange:
         if error is None:
             error = RuntimeError("the ASGI app returned without %s" % (
                 "sending http.response.start" if self._start is None else "completing its response body"))
-            _report(self._environ, str(error))
+            self._report_unfinished(str(error))
         self._complete = True
         self._batch = None
         self._start_response("500 Internal Server Error", list(_ERROR_HEADERS),
@@ -295,10 +302,14 @@ class _Exchange:
             _report(self._environ, "http.response.pathsend: cannot open %r" % (path,), exc)
             return self._fail_before_body()
         self._complete = True
-        self._start_response(status, headers)
-        wrapper = self._environ.get("wsgi.file_wrapper")
-        if wrapper is not None:
-            return wrapper(f, READ_SIZE)
+        try:
+            self._start_response(status, headers)
+            wrapper = self._environ.get("wsgi.file_wrapper")
+            if wrapper is not None:
+                return wrapper(f, READ_SIZE)
+        except BaseException:
+            f.close()
+            raise
         return _FileChunks(f)
 
     def __iter__(self):
@@ -330,16 +341,25 @@ class _Exchange:
         error = self._error
         if error is None:
             if self._yielded:
-                _report(self._environ, "the ASGI app returned without completing its response body; "
-                                       "the response is cut short")
+                self._report_unfinished("the ASGI app returned without completing its response body; "
+                                        "the response is cut short")
                 raise StopIteration
             error = RuntimeError("the ASGI app returned without completing its response body")
-            _report(self._environ, str(error))
+            self._report_unfinished(str(error))
         if self._yielded:
             raise error
         self._start_response("500 Internal Server Error", list(_ERROR_HEADERS),
                              (type(error), error, error.__traceback__))
         return _ERROR_BODY
+
+    def _report_unfinished(self, message):
+        """An app that stops short is an error, unless the client had gone away while sending the
+        request body (the app saw ``http.disconnect``; returning is its right answer)."""
+        if self._input_gone:
+            _report(self._environ, message + " (the client went away while sending the request body)",
+                    level=logging.DEBUG)
+        else:
+            _report(self._environ, message)
 
     def _wait_for_task(self):
         """After the last body: wait for the app's background work, at most ``wait_time``, then
