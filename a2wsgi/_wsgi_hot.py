@@ -23,6 +23,28 @@ _MAX_SIZE = sys.maxsize
 _ENV_SCRIPT_NAME = os.environ.get("SCRIPT_NAME", "")
 
 
+def _environ_key(name):
+    key = name.upper().replace(b"-", b"_").decode("latin-1")
+    if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
+        return key
+    return "HTTP_" + key
+
+
+# Environ keys of the header names most requests carry (ASGI servers send them lower-cased).
+_COMMON_KEYS = {
+    name: _environ_key(name)
+    for name in (
+        b"host", b"user-agent", b"accept", b"accept-encoding", b"accept-language", b"connection",
+        b"cookie", b"content-type", b"content-length", b"referer", b"origin", b"cache-control",
+        b"pragma", b"authorization", b"if-none-match", b"if-modified-since", b"upgrade",
+        b"upgrade-insecure-requests", b"dnt", b"te", b"x-forwarded-for", b"x-forwarded-proto",
+        b"x-forwarded-host", b"x-real-ip", b"x-request-id", b"x-requested-with", b"sec-fetch-dest",
+        b"sec-fetch-mode", b"sec-fetch-site", b"sec-fetch-user", b"sec-ch-ua", b"sec-ch-ua-mobile",
+        b"sec-ch-ua-platform", b"priority", b"expect", b"range", b"if-range", b"forwarded", b"via",
+    )
+}
+
+
 def translate_request_headers(headers):
     """Translate ASGI request headers into WSGI environ keys (PEP 3333, "environ Variables").
 
@@ -50,15 +72,13 @@ def translate_request_headers(headers):
                 "ASGI request header must be a (name, value) pair of bytes, got (%s, %s)"
                 % (type(name).__name__, type(value).__name__)
             )
-        if not name:
-            raise ValueError("ASGI request header with an empty name (value %r)" % (value,))
-        if b"_" in name:
-            continue
-        key = name.upper().replace(b"-", b"_").decode("latin-1")
-        if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
-            pass
-        else:
-            key = "HTTP_" + key
+        key = _COMMON_KEYS.get(name)
+        if key is None:
+            if not name:
+                raise ValueError("ASGI request header with an empty name (value %r)" % (value,))
+            if b"_" in name:
+                continue
+            key = _environ_key(name)
         text = value.decode("latin-1")
         if key in environ:
             if repeated is None:

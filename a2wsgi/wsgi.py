@@ -284,7 +284,7 @@ class _Exchange:
                 if pieces:
                     piece = pieces.popleft()
                     self.piece_bytes -= len(piece)
-                    if self.reader_paused and self.piece_bytes < READ_AHEAD_BYTES // 2:
+                    if self.reader_paused and self.piece_bytes <= READ_AHEAD_BYTES // 2:
                         self.reader_paused = False
                         resume = self.reader_waiter
                 elif self.closed:
@@ -550,7 +550,7 @@ class _Exchange:
                         if batch:
                             if not started:
                                 started = True
-                                if self.reader is None:
+                                if self.reader is None and not finished:
                                     self.watcher = loop.create_task(self.watch())
                                 code, raw = self.start
                                 await self.send(
