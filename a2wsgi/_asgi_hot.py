@@ -83,6 +83,18 @@ def _latin1(value, key):
         return value.encode("utf-8", "surrogateescape")
 
 
+def _latin1_only(value, key):
+    """The bytes of a PEP 3333 native string that must be latin-1 ("bytes as str"): a character
+    above U+00FF is a ValueError naming the key, the character and its index."""
+    if type(value) is not str:
+        raise TypeError("WSGI environ %r must be a str, got %s" % (key, type(value).__name__))
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise ValueError("WSGI environ %r must hold one latin-1 character per byte (PEP 3333), got "
+                         "U+%04X at index %d" % (key, ord(value[exc.start]), exc.start)) from None
+
+
 def _decoded(value, key):
     """PEP 3333 path string (latin-1 code points of the raw bytes) -> the UTF-8 text ASGI expects."""
     return _latin1(value, key).decode("utf-8", "surrogateescape")
@@ -177,7 +189,9 @@ def build_scope(environ):
     """The ASGI HTTP connection scope (spec 2.5) for a WSGI environ (PEP 3333).
 
     ``path`` is ``SCRIPT_NAME`` + ``PATH_INFO`` decoded as UTF-8 (undecodable bytes kept with
-    surrogateescape); ``raw_path`` comes from ``REQUEST_URI``/``RAW_URI`` when the server gives it;
+    surrogateescape); ``query_string`` is ``QUERY_STRING`` encoded latin-1 (a character above
+    U+00FF is a ValueError); ``REQUEST_METHOD``, ``SERVER_NAME`` and ``SERVER_PORT`` are
+    required (PEP 3333), a ValueError names the one missing; ``raw_path`` comes from ``REQUEST_URI``/``RAW_URI`` when the server gives it;
     ``client`` is present when ``REMOTE_ADDR`` is, with port 0 if ``REMOTE_PORT`` is missing.
     ``scope["wsgi_environ"]`` is the environ itself, as in a2wsgi 1.10.
     """
@@ -185,6 +199,9 @@ def build_scope(environ):
     if type(method) is not str or not method:
         raise ValueError("WSGI environ 'REQUEST_METHOD' must be a non-empty str (PEP 3333), got %r"
                          % (method,))
+    if "SERVER_NAME" not in environ or "SERVER_PORT" not in environ:
+        raise ValueError("WSGI environ %r is missing (PEP 3333 requires it)"
+                         % ("SERVER_NAME" if "SERVER_NAME" not in environ else "SERVER_PORT"))
     script_name = environ.get("SCRIPT_NAME", "")
     path_info = environ.get("PATH_INFO", "")
     root_bytes = _latin1(script_name, "SCRIPT_NAME")
@@ -200,7 +217,7 @@ def build_scope(environ):
         "scheme": scheme,
         "path": path_bytes.decode("utf-8", "surrogateescape"),
         "raw_path": _raw_path(environ, path_bytes),
-        "query_string": _latin1(environ.get("QUERY_STRING", ""), "QUERY_STRING"),
+        "query_string": _latin1_only(environ.get("QUERY_STRING", ""), "QUERY_STRING"),
         "root_path": root_bytes.decode("utf-8", "surrogateescape"),
         "headers": build_headers(environ),
         "server": None,

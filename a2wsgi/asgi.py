@@ -44,11 +44,17 @@ READ_AHEAD = 4
 HELD_CHUNKS = 16
 HELD_BYTES = 1024 * 1024
 
+#: A request with more headers than this (after the server joined repeated ones) gets a 431.
+MAX_REQUEST_HEADERS = 1000
+
 _ERROR_BODY = b"Internal Server Error"
 _ERROR_HEADERS = (("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(_ERROR_BODY))))
 _BAD_LENGTH_BODY = b"Bad Request: invalid Content-Length"
 _BAD_LENGTH_HEADERS = (("Content-Type", "text/plain; charset=utf-8"),
                        ("Content-Length", str(len(_BAD_LENGTH_BODY))))
+_TOO_MANY_HEADERS_BODY = b"Request Header Fields Too Large: more than %d headers" % MAX_REQUEST_HEADERS
+_TOO_MANY_HEADERS_HEADERS = (("Content-Type", "text/plain; charset=utf-8"),
+                             ("Content-Length", str(len(_TOO_MANY_HEADERS_BODY))))
 
 
 class ClientDisconnected(OSError):
@@ -858,6 +864,11 @@ class ASGIMiddleware:
             start_response("400 Bad Request", list(_BAD_LENGTH_HEADERS))
             return [_BAD_LENGTH_BODY]
         scope = build_scope(environ)
+        if len(scope["headers"]) > MAX_REQUEST_HEADERS:
+            _report(environ, "%d request headers, more than %d: answered 431 without calling the app"
+                    % (len(scope["headers"]), MAX_REQUEST_HEADERS), level=logging.INFO)
+            start_response("431 Request Header Fields Too Large", list(_TOO_MANY_HEADERS_HEADERS))
+            return [_TOO_MANY_HEADERS_BODY]
         scope["state"] = runtime.state.copy()
         exchange = _Exchange(self.app, runtime.loop, environ, start_response, self.wait_time)
         exchange.prepare_body(length)

@@ -73,6 +73,19 @@ cdef inline bytes _latin1(object value, object key):
         return (<str>value).encode("utf-8", "surrogateescape")
 
 
+cdef bytes _latin1_only(object value, object key):
+    if type(value) is not str:
+        raise TypeError("WSGI environ %r must be a str, got %s" % (key, type(value).__name__))
+    if PyUnicode_KIND(value) == PyUnicode_1BYTE_KIND:
+        return PyBytes_FromStringAndSize(<char *>PyUnicode_1BYTE_DATA(value), PyUnicode_GET_LENGTH(value))
+    cdef Py_ssize_t i
+    for i in range(PyUnicode_GET_LENGTH(value)):
+        if ord((<str>value)[i]) > 0xFF:
+            raise ValueError("WSGI environ %r must hold one latin-1 character per byte (PEP 3333), got "
+                             "U+%04X at index %d" % (key, ord((<str>value)[i]), i))
+    return PyUnicode_AsLatin1String(value)
+
+
 cdef bytes _header_name(str key, Py_ssize_t start):
     """``key[start:]`` lowercased with ``_`` -> ``-``, as latin-1 bytes (or UTF-8 beyond latin-1)."""
     cdef Py_ssize_t n = PyUnicode_GET_LENGTH(key) - start
@@ -210,6 +223,9 @@ def build_scope(environ):
     if type(method) is not str or not method:
         raise ValueError("WSGI environ 'REQUEST_METHOD' must be a non-empty str (PEP 3333), got %r"
                          % (method,))
+    if "SERVER_NAME" not in environ or "SERVER_PORT" not in environ:
+        raise ValueError("WSGI environ %r is missing (PEP 3333 requires it)"
+                         % ("SERVER_NAME" if "SERVER_NAME" not in environ else "SERVER_PORT"))
     cdef bytes root_bytes = _latin1(environ.get("SCRIPT_NAME", ""), "SCRIPT_NAME")
     cdef bytes path_bytes = root_bytes + _latin1(environ.get("PATH_INFO", ""), "PATH_INFO")
     scheme = environ.get("wsgi.url_scheme", "http")
@@ -223,7 +239,7 @@ def build_scope(environ):
         "scheme": scheme,
         "path": path_bytes.decode("utf-8", "surrogateescape"),
         "raw_path": _raw_path(environ, path_bytes),
-        "query_string": _latin1(environ.get("QUERY_STRING", ""), "QUERY_STRING"),
+        "query_string": _latin1_only(environ.get("QUERY_STRING", ""), "QUERY_STRING"),
         "root_path": root_bytes.decode("utf-8", "surrogateescape"),
         "headers": build_headers(environ),
         "server": None,
