@@ -688,6 +688,8 @@ def main(argv=None):
                         help="load generator for the real servers (default: wrk if installed)")
     parser.add_argument("--connections", type=int, default=16, help="load-generator connections (default 16)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a peer errors, too")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds a figure may take before its bridge counts as hung (default 600, quick 120)")
     parser.add_argument("--python", default=sys.executable, help="interpreter for workers and servers")
     parser.add_argument("--ours", metavar="DIR", default=None,
                         help="measure the a2wsgi package in DIR as ours (e.g. a built checkout of another "
@@ -708,7 +710,7 @@ def main(argv=None):
     rss_repeats = args.rss_repeats or (1 if args.quick else 3)
     server_repeats = args.server_repeats or (1 if args.quick else 3)
     loadgen = args.loadgen or ("wrk" if shutil.which("wrk") else "python")
-    timeout = 120 if args.quick else 600
+    timeout = args.timeout or (120 if args.quick else 600)
 
     peers.ensure_peers(args.python)
     results = Results()
@@ -768,9 +770,9 @@ def main(argv=None):
     if errors:
         report += ["", "**Errors**", ""]
         for key, label, texts in errors:
-            lines = [x for x in texts[0].strip().splitlines() if x.strip()]
-            report += ["- %s / %s: %s" % (key, label, " / ".join(lines[-1:] + [x for x in lines[:-1]
-                                                                             if "Error" in x][-1:])[:300])]
+            lines = [x.strip() for x in texts[0].strip().splitlines() if x.strip()] or ["unknown error"]
+            causes = [x for x in lines if "Error" in x and not x.startswith(("File ", "raise "))]
+            report += ["- %s / %s: %s" % (key, label, (causes or lines)[-1][:300])]
     print("\n".join(report))
     if args.json:
         with open(args.json, "w") as out:
