@@ -417,7 +417,13 @@ def run_servers(workloads, labels, repeats, quick, python, logdir, results, load
                         tail = f.read()[-2000:].decode("utf-8", "replace")
                     text = "%s: %s\n%s" % (type(exc).__name__, exc, tail)
                     missing = "NotImplementedError" in tail or "NotAvailable: not implemented" in tail
-                    reply = {"na": "not implemented"} if missing else {"error": text}
+                    no_server = "No module named %s" % ("uvicorn" if direction == "wa" else "gunicorn")
+                    if missing:
+                        reply = {"na": "not implemented"}
+                    elif no_server in tail:
+                        reply = {"na": "%s not installed" % no_server.split()[-1]}
+                    else:
+                        reply = {"error": text}
                 finally:
                     _stop_server(proc)
                 results.add(w.key, label, reply)
@@ -712,8 +718,15 @@ def main(argv=None):
     loadgen = args.loadgen or ("wrk" if shutil.which("wrk") else "python")
     timeout = args.timeout or (120 if args.quick else 600)
 
-    peers.ensure_peers(args.python)
     results = Results()
+    try:
+        peers.ensure_peers(args.python)
+    except Exception as exc:  # noqa: BLE001 - no network, say: measure the others
+        log("a2wsgi %s could not be installed, so it is not measured: %s" % (peers.UPSTREAM_VERSION, exc))
+        labels = tuple(label for label in labels if label != "upstream")
+        for w in selected:
+            if "upstream" in w.labels:
+                results.cell(w.key, "upstream")["na"] = "could not install a2wsgi %s" % peers.UPSTREAM_VERSION
     workers = {}
     logdir = tempfile.mkdtemp(prefix="a2wsgi-bench-")
     log("logs in %s" % logdir)

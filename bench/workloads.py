@@ -43,12 +43,18 @@ def wrap_wsgi_app(impl, wsgi_app, asgi_native):
     if impl == "uvicorn":
         import warnings
 
-        from uvicorn.middleware.wsgi import _WSGIMiddleware
+        try:
+            from uvicorn.middleware.wsgi import _WSGIMiddleware
+        except ImportError as exc:
+            raise NotAvailable("uvicorn not installed (%s)" % exc) from None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             return _WSGIMiddleware(wsgi_app, workers=10)
     if impl == "asgiref":
-        from asgiref.wsgi import WsgiToAsgi
+        try:
+            from asgiref.wsgi import WsgiToAsgi
+        except ImportError as exc:
+            raise NotAvailable("asgiref not installed (%s)" % exc) from None
         return WsgiToAsgi(wsgi_app)
     raise NotAvailable("does not apply")
 
@@ -523,7 +529,10 @@ def hot_function(impl, name):
                 raise NotAvailable("not implemented")
             return func, args()
     if impl == "uvicorn" and name == "build_environ":
-        from uvicorn.middleware.wsgi import build_environ
+        try:
+            from uvicorn.middleware.wsgi import build_environ
+        except ImportError as exc:
+            raise NotAvailable("uvicorn not installed (%s)" % exc) from None
         message = {"type": "http.request", "body": apps.ECHO_BODY, "more_body": False}
         return build_environ, (apps.http_scope(), message, io.BytesIO(b""))
     raise NotAvailable("does not apply")
