@@ -19,6 +19,7 @@ import queue
 import threading
 import weakref
 
+from ._apps import check_wsgi_app, wrong_call_error
 from ._hot import wsgi_hot
 
 translate_request_headers = wsgi_hot.translate_request_headers
@@ -640,6 +641,7 @@ class WSGIMiddleware:
     """
 
     def __init__(self, app, workers=10, send_queue_size=10):
+        check_wsgi_app(app)
         if workers < 1:
             raise ValueError("workers must be at least 1, got %r" % (workers,))
         if send_queue_size < 1:
@@ -650,6 +652,10 @@ class WSGIMiddleware:
         self._script_name = os.environ.get("SCRIPT_NAME", "")
         self._pool = None
         self._finalizer = None
+        # Servers and frameworks tell an ASGI 3 app by a coroutine function at ``app.__call__``
+        # (uvicorn, hypercorn, Starlette); calls go through the class's ``__call__``, which can
+        # then refuse a WSGI server's ``(environ, start_response)`` with a message naming the fix.
+        self.__call__ = self.asgi
 
     def _workers(self):
         pool = self._pool
@@ -658,7 +664,15 @@ class WSGIMiddleware:
             self._finalizer = weakref.finalize(self, pool.close)
         return pool
 
-    async def __call__(self, scope, receive, send):
+    def __call__(self, scope, receive=None, send=None, *more):
+        if send is None or more:
+            raise wrong_call_error("WSGIMiddleware", "(scope, receive, send)",
+                                   "%d arguments" % (1 + (receive is not None) + (send is not None)
+                                                     + len(more)))
+        return self.asgi(scope, receive, send)
+
+    async def asgi(self, scope, receive, send):
+        """The ASGI 3 application."""
         kind = scope["type"]
         if kind == "http":
             await self._http(scope, receive, send)
