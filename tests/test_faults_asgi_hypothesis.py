@@ -61,16 +61,19 @@ def split(data, sizes):
 def scenarios(draw):
     size = draw(st.one_of(st.integers(0, 3000), st.integers(65_000, 200_000)))
     fault = draw(st.sampled_from([None, None, "short", "raise"])) if size else None
+    small = size <= 3000  # tiny reads and chunks only on small bodies: a streamed body in 1-byte
+    # reads costs a hop to the loop per READ_AHEAD reads, which is slow, not wrong
     return {
         "size": size,
         "seed": draw(st.integers(0, 2**32)),
         "terminated": draw(st.booleans()),
-        "in_sizes": draw(st.lists(st.one_of(st.integers(1, 300), st.integers(1, 70_000)),
-                                  min_size=1, max_size=6)),
+        "in_sizes": draw(st.lists(st.one_of(st.integers(1, 300), st.integers(1, 70_000)) if small
+                                  else st.integers(2_000, 70_000), min_size=1, max_size=6)),
         "fault": fault,
         "fail_at": draw(st.integers(0, size - 1)) if fault else size,
         "pauses": draw(st.lists(st.integers(0, 2), min_size=1, max_size=4)),
-        "out_sizes": draw(st.lists(st.one_of(st.integers(0, 40), st.integers(0, 90_000)),
+        "out_sizes": draw(st.lists(st.one_of(st.integers(0, 40), st.integers(0, 90_000)) if small
+                                   else st.one_of(st.just(0), st.integers(2_000, 90_000)),
                                    min_size=1, max_size=6).filter(any)),
         "empty_last": draw(st.booleans()),
         "server_takes": draw(st.one_of(st.none(), st.integers(0, 12))),
