@@ -22,7 +22,7 @@ import peers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FUNCS = ("build_environ", "build_scope", "translate_request_headers", "build_headers", "encode_response_headers",
-         "decode_response_headers")
+         "decode_response_headers", "parse_status", "status_line")
 IMPLS = ("ours-compiled", "ours-pure", "upstream")
 _COLLECTED = re.compile(rb"Collected\s*:\s*(\d+)")
 

@@ -87,6 +87,9 @@ IN_PROCESS = [
              ("ours-compiled", "ours-pure"), 50000, 5000, "lower"),
     Workload("decode_response_headers", "hot", "decode_response_headers: 6 ASGI headers → str pairs",
              ("ours-compiled", "ours-pure"), 50000, 5000, "lower"),
+    Workload("parse_status", "hot", "parse_status: \"200 OK\"", ("ours-compiled", "ours-pure"), 200000, 20000,
+             "lower"),
+    Workload("status_line", "hot", "status_line: 404", ("ours-compiled", "ours-pure"), 200000, 20000, "lower"),
 ]
 RSS_LABELS_W2A = ("ours-compiled", "ours-pure", "upstream", "uvicorn", "asgiref")
 RSS_LABELS_A2W = ("ours-compiled", "ours-pure", "upstream")
@@ -434,7 +437,7 @@ def run_servers(workloads, labels, repeats, quick, python, logdir, results, load
 
 def fmt_value(value, unit):
     if unit in ("us/req", "us/call"):
-        return "%.1f" % value if value >= 10 else "%.2f" % value
+        return "%.1f" % value if value >= 10 else ("%.2f" % value if value >= 0.1 else "%.3f" % value)
     if unit == "Ir/call":
         return "%.0f" % value
     if unit == "MiB":

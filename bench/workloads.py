@@ -497,12 +497,15 @@ RESPONSE_HEADERS_STR = [("Content-Type", "text/html; charset=utf-8"), ("Content-
                         ("X-Frame-Options", "DENY"), ("Vary", "Accept-Encoding")]
 RESPONSE_HEADERS_BYTES = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in RESPONSE_HEADERS_STR]
 
-# Header translation both ways, ours only (upstream does it inline): name -> (hot module, args).
+# Header translation both ways and the status line, ours only (upstream does them inline):
+# name -> (hot module, args).
 HEADER_FUNCTIONS = {
     "translate_request_headers": ("wsgi_hot", lambda: (apps.HEADERS_20,)),
     "build_headers": ("asgi_hot", lambda: (apps.wsgi_environ(content_length=len(apps.ECHO_BODY)),)),
     "encode_response_headers": ("wsgi_hot", lambda: (RESPONSE_HEADERS_STR,)),
     "decode_response_headers": ("asgi_hot", lambda: (RESPONSE_HEADERS_BYTES,)),
+    "parse_status": ("wsgi_hot", lambda: ("200 OK",)),
+    "status_line": ("asgi_hot", lambda: (404,)),
 }
 
 
