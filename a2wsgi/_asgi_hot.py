@@ -191,7 +191,8 @@ def build_scope(environ):
     ``path`` is ``SCRIPT_NAME`` + ``PATH_INFO`` decoded as UTF-8 (undecodable bytes kept with
     surrogateescape); ``query_string`` is ``QUERY_STRING`` encoded latin-1 (a character above
     U+00FF is a ValueError); ``REQUEST_METHOD``, ``SERVER_NAME`` and ``SERVER_PORT`` are
-    required (PEP 3333), a ValueError names the one missing; ``raw_path`` comes from ``REQUEST_URI``/``RAW_URI`` when the server gives it;
+    required (PEP 3333), a ValueError names the one missing; ``raw_path`` comes from
+    ``REQUEST_URI``/``RAW_URI`` when the server gives it;
     ``client`` is present when ``REMOTE_ADDR`` is, with port 0 if ``REMOTE_PORT`` is missing.
     ``scope["wsgi_environ"]`` is the environ itself, as in a2wsgi 1.10.
     """

@@ -45,7 +45,8 @@ def test_build_scope_missing_a_required_key_names_it(impl, key):
         impl.asgi_hot.build_scope(environ)
 
 
-@pytest.mark.parametrize("value", ["-1", "-0", "abc", "1.5", "1e3", "0x10", "+4", "\uff11\uff12", "1 2", "\t"])
+@pytest.mark.parametrize("value", ["-1", "-0", "abc", "1.5", "1e3", "0x10", "+4", "\uff11\uff12", "1 2",
+                                   "\t"])
 def test_bad_content_length_is_400_naming_it(middlewares, caplog, value):
     called = []
 
@@ -77,8 +78,8 @@ def test_non_ascii_query_string_is_latin1(middlewares, query, expected):
                                                 ("x=\U0001F600", "U+1F600", 2)])
 def test_query_string_beyond_latin1_is_a_clear_error(middlewares, impl, query, char, index):
     mw = middlewares(echo_app)
-    message = re.escape("'QUERY_STRING' must hold one latin-1 character per byte (PEP 3333), got %s at index %d"
-                        % (char, index))
+    message = re.escape("'QUERY_STRING' must hold one latin-1 character per byte (PEP 3333), "
+                        "got %s at index %d" % (char, index))
     with pytest.raises(ValueError, match=message):
         mw(make_environ("/", query=query), lambda status, headers, exc_info=None: None)
     with pytest.raises(ValueError, match=message):

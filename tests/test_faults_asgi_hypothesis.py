@@ -173,4 +173,4 @@ def test_bytes_in_order_or_the_documented_outcome(middlewares):
         threads.append(threading.active_count())
 
     run()
-    assert len(set(threads)) == 1, threads
+    assert max(threads) <= threads[0], threads  # no thread left behind by any example
