@@ -36,6 +36,10 @@ logger = logging.getLogger("a2wsgi")
 MAX_REQUEST_HEADERS = 1000
 #: Request body bytes read ahead of the app on the loop, per request.
 READ_AHEAD_BYTES = 512 * 1024
+#: Request body bytes read ahead once the response is streaming: an app that streams without
+#: reading the body still has ``receive()`` asked, so a disconnect is seen on servers whose
+#: ``send()`` does nothing once the client is gone (uvicorn). Nothing read is ever discarded.
+STREAMING_READ_AHEAD_BYTES = 2 * READ_AHEAD_BYTES
 #: Seconds an idle worker thread waits for a request before it exits.
 IDLE_WORKER_SECONDS = 60.0
 
@@ -336,18 +340,24 @@ class _Exchange:
 
     def _push(self, chunk):
         """Hand a non-empty chunk to the loop; False once the client is gone."""
+        resume = None
         with self.lock:
             if self.closed:
                 return False
             if not self.handed:
                 self.handed = True
                 self.start = self.headers
+                if self.reader_paused and self.piece_bytes < STREAMING_READ_AHEAD_BYTES:
+                    self.reader_paused = False
+                    resume = self.reader_waiter
             self.out.append(chunk)
             self.held += 1
             wake = self._wake_loop_locked()
             block = self.held >= self.send_queue_size
             if block:
                 self.worker_waiting = True
+        if resume is not None:
+            _call_soon(self.loop, _resolve, resume)
         if wake:
             _call_soon(self.loop, self._wakeup)
         while block:
@@ -468,8 +478,8 @@ class _Exchange:
             self._release_worker_locked()
 
     async def read_body(self):
-        """Read the request body ahead of the app, at most about READ_AHEAD_BYTES, then watch
-        for ``http.disconnect``."""
+        """Read the request body ahead of the app, at most about READ_AHEAD_BYTES (twice that
+        once the response is streaming), then watch for ``http.disconnect``."""
         receive = self.receive
         lock = self.lock
         while True:
@@ -495,7 +505,9 @@ class _Exchange:
                 if not more:
                     self.body_done = True
                 self._release_worker_locked()
-                pause = more and self.piece_bytes >= READ_AHEAD_BYTES
+                pause = more and self.piece_bytes >= (
+                    STREAMING_READ_AHEAD_BYTES if self.handed else READ_AHEAD_BYTES
+                )
                 if pause:
                     self.reader_paused = True
                     waiter = self.reader_waiter = self.loop.create_future()
