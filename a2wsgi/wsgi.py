@@ -374,7 +374,13 @@ class _Exchange:
         """The worker's job: run the app, hand over its response, call ``close()`` once."""
         result = None
         try:
-            environ = build_environ(self.scope, self.body(), self.script_name)
+            try:
+                environ = build_environ(self.scope, self.body(), self.script_name)
+            except KeyError as exc:
+                raise KeyError(
+                    "the ASGI HTTP scope has no %r key (ASGI HTTP spec, 'HTTP Connection Scope')"
+                    % (exc.args[0] if exc.args else None,)
+                ) from None
             environ["wsgi.file_wrapper"] = FileWrapper
             result = self.app(environ, self.start_response)
             self._respond(result)
@@ -685,7 +691,11 @@ class WSGIMiddleware:
 
     async def asgi(self, scope, receive, send):
         """The ASGI 3 application."""
-        kind = scope["type"]
+        try:
+            kind = scope["type"]
+        except KeyError:
+            raise KeyError("the ASGI scope has no 'type' key (ASGI spec: 'http', 'websocket' or "
+                           "'lifespan')") from None
         if kind == "http":
             await self._http(scope, receive, send)
         elif kind == "lifespan":
@@ -727,14 +737,22 @@ class WSGIMiddleware:
             thread.join()
 
     async def _http(self, scope, receive, send):
-        headers = scope.get("headers")
-        if (type(headers) is list or type(headers) is tuple) and len(headers) > MAX_REQUEST_HEADERS:
+        try:
+            count = len(scope.get("headers"))
+        except TypeError:
+            count = 0
+        if count > MAX_REQUEST_HEADERS:
+            logger.info("%s %s: %d request headers, more than %d: answered 431 without running the "
+                        "app", scope.get("method", "?"), scope.get("path", "?"), count,
+                        MAX_REQUEST_HEADERS)
+            body = b"Request Header Fields Too Large: more than %d headers" % MAX_REQUEST_HEADERS
             await send({
                 "type": "http.response.start",
                 "status": 431,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")],
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                            (b"content-length", b"%d" % len(body)), (b"connection", b"close")],
             })
-            await send({"type": "http.response.body", "body": b"Request Header Fields Too Large"})
+            await send({"type": "http.response.body", "body": body})
             return
         message = await receive()
         if message["type"] != "http.request":
