@@ -59,6 +59,13 @@ def translate_request_headers(headers):
     header name.
     """
     environ = {}
+    _translate_into(environ, headers)
+    return environ
+
+
+def _translate_into(environ, headers):
+    """Add the environ keys of ASGI request ``headers`` to ``environ``, which holds no ``HTTP_``
+    or ``CONTENT_`` key yet (translate_request_headers has the rules)."""
     repeated = None
     for pair in headers:
         try:
@@ -93,7 +100,6 @@ def translate_request_headers(headers):
     if repeated is not None:
         for key, parts in repeated.items():
             environ[key] = ("; " if key == "HTTP_COOKIE" else ",").join(parts)
-    return environ
 
 
 def _scope_str(scope, key, default):
@@ -109,6 +115,24 @@ def _bytes_as_str(text, key):
         return text.encode("utf-8", "surrogateescape").decode("latin-1")
     except UnicodeEncodeError:
         raise ValueError("ASGI scope %r is not encodable as UTF-8: %r" % (key, text)) from None
+
+
+# The keys of every environ, in this order, then the headers: each environ starts as a copy. The
+# None values are always replaced; REMOTE_ADDR and REMOTE_PORT are removed when there is no client.
+_TEMPLATE = {
+    "REQUEST_METHOD": None, "SCRIPT_NAME": None, "PATH_INFO": None, "QUERY_STRING": None,
+    "SERVER_PROTOCOL": None, "SERVER_NAME": None, "SERVER_PORT": None,
+    "wsgi.version": (1, 0), "wsgi.url_scheme": None, "wsgi.input": None,
+    "wsgi.input_terminated": True, "wsgi.errors": None, "wsgi.multithread": True,
+    "wsgi.multiprocess": True, "wsgi.run_once": False, "asgi.scope": None,
+    "REMOTE_ADDR": None, "REMOTE_PORT": None,
+}
+
+
+def _pair(value):
+    """``value`` unpacked into two, with the interpreter's own errors (the compiled twin uses it)."""
+    first, second = value
+    return first, second
 
 
 def build_environ(scope, body, script_name=None):
@@ -146,7 +170,8 @@ def build_environ(scope, body, script_name=None):
     if prefix and path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
         path_info = path[len(prefix):]
 
-    environ = translate_request_headers(scope.get("headers", ()))
+    environ = _TEMPLATE.copy()
+    _translate_into(environ, scope.get("headers", ()))
     environ["REQUEST_METHOD"] = method
     environ["SCRIPT_NAME"] = _bytes_as_str(prefix, "root_path")
     environ["PATH_INFO"] = _bytes_as_str(path_info, "path")
@@ -166,15 +191,12 @@ def build_environ(scope, body, script_name=None):
         host, port = client
         environ["REMOTE_ADDR"] = str(host)
         environ["REMOTE_PORT"] = str(port)
+    else:
+        del environ["REMOTE_ADDR"], environ["REMOTE_PORT"]
 
-    environ["wsgi.version"] = (1, 0)
     environ["wsgi.url_scheme"] = scheme
     environ["wsgi.input"] = body
-    environ["wsgi.input_terminated"] = True
     environ["wsgi.errors"] = sys.stderr
-    environ["wsgi.multithread"] = True
-    environ["wsgi.multiprocess"] = True
-    environ["wsgi.run_once"] = False
     environ["asgi.scope"] = scope
     return environ
 

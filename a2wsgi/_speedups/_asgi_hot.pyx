@@ -4,6 +4,8 @@
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.unicode cimport (PyUnicode_1BYTE_DATA, PyUnicode_1BYTE_KIND, PyUnicode_AsLatin1String,
                               PyUnicode_GET_LENGTH, PyUnicode_KIND)
+from cpython.dict cimport PyDict_Copy, PyDict_GetItemWithError
+from cpython.object cimport PyObject
 from libc.string cimport memcmp
 
 from urllib.parse import quote_from_bytes
@@ -86,6 +88,24 @@ cdef bytes _latin1_only(object value, object key):
     return PyUnicode_AsLatin1String(value)
 
 
+cdef extern from *:
+    """
+    /* An environ key byte as it is in an ASGI header name: ASCII letters lower-cased, "_" as "-".
+       Only used for keys of ASCII characters. A constant table: no state. */
+    static const unsigned char a2wsgi_name_byte[128] = {
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+        16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+        32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
+        48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63,
+        64, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111,
+        112, 113, 114, 115, 116, 117, 118, 119, 120, 121, 122, 91, 92, 93, 94, 45,
+        96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111,
+        112, 113, 114, 115, 116, 117, 118, 119, 120, 121, 122, 123, 124, 125, 126, 127,
+    };
+    """
+    const unsigned char a2wsgi_name_byte[128]
+
+
 cdef bytes _header_name(str key, Py_ssize_t start):
     """``key[start:]`` lowercased with ``_`` -> ``-``, as latin-1 bytes (or UTF-8 beyond latin-1)."""
     cdef Py_ssize_t n = PyUnicode_GET_LENGTH(key) - start
@@ -94,23 +114,18 @@ cdef bytes _header_name(str key, Py_ssize_t start):
     cdef unsigned char *buf
     cdef unsigned char c
     cdef bytes out
-    if PyUnicode_KIND(key) != PyUnicode_1BYTE_KIND:
-        return _latin1(key[start:].lower().replace("_", "-"), key)
-    src = <const unsigned char *>PyUnicode_1BYTE_DATA(key) + start
-    for i in range(n):
-        if src[i] > 0x7F:
-            # str.lower() of latin-1 letters must decide, as in the pure version
-            return _latin1(key[start:].lower().replace("_", "-"), key)
-    out = PyBytes_FromStringAndSize(NULL, n)
-    buf = <unsigned char *>PyBytes_AS_STRING(out)
-    for i in range(n):
-        c = src[i]
-        if c == 0x5F:
-            c = 0x2D
-        elif 0x41 <= c <= 0x5A:
-            c += 0x20
-        buf[i] = c
-    return out
+    if PyUnicode_KIND(key) == PyUnicode_1BYTE_KIND:
+        src = <const unsigned char *>PyUnicode_1BYTE_DATA(key) + start
+        out = PyBytes_FromStringAndSize(NULL, n)
+        buf = <unsigned char *>PyBytes_AS_STRING(out)
+        for i in range(n):
+            c = src[i]
+            if c > 0x7F:
+                break  # str.lower() of latin-1 letters must decide, as in the pure version
+            buf[i] = a2wsgi_name_byte[c]
+        else:
+            return out
+    return _latin1(key[start:].lower().replace("_", "-"), key)
 
 
 cdef inline bint _is_1byte_prefixed(str key, const char *prefix, Py_ssize_t n):
@@ -118,9 +133,19 @@ cdef inline bint _is_1byte_prefixed(str key, const char *prefix, Py_ssize_t n):
             and memcmp(PyUnicode_1BYTE_DATA(key), prefix, n) == 0)
 
 
+cdef inline bint _is_1byte(str key, const char *text, Py_ssize_t n):
+    """``key == text`` for an ASCII literal ``text`` of length ``n``, without a call."""
+    return (PyUnicode_GET_LENGTH(key) == n and PyUnicode_KIND(key) == PyUnicode_1BYTE_KIND
+            and memcmp(PyUnicode_1BYTE_DATA(key), text, n) == 0)
+
+
 def build_headers(environ):
     """ASGI ``headers`` from a WSGI environ: ``HTTP_*`` keys, plus ``CONTENT_TYPE`` and
     ``CONTENT_LENGTH`` (each once, when present and not empty), as lowercase latin-1 byte pairs."""
+    return _build_headers(environ)
+
+
+cdef list _build_headers(environ):
     cdef list headers = []
     cdef Py_ssize_t start
     for key, value in environ.items():
@@ -128,10 +153,10 @@ def build_headers(environ):
             continue
         if (_is_1byte_prefixed(key, "HTTP_", 5) if PyUnicode_KIND(key) == PyUnicode_1BYTE_KIND
                 else (<str>key).startswith("HTTP_")):
-            if key == "HTTP_CONTENT_TYPE" or key == "HTTP_CONTENT_LENGTH":
+            if _is_1byte(key, "HTTP_CONTENT_TYPE", 17) or _is_1byte(key, "HTTP_CONTENT_LENGTH", 19):
                 continue
             start = 5
-        elif key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
+        elif _is_1byte(key, "CONTENT_TYPE", 12) or _is_1byte(key, "CONTENT_LENGTH", 14):
             if not value:
                 continue
             start = 0
@@ -155,8 +180,8 @@ def request_body_length(environ):
     return int(text)
 
 
-cdef str _http_version(dict_or_mapping):
-    protocol = dict_or_mapping.get("SERVER_PROTOCOL")
+cdef str _http_version(environ):
+    protocol = _get(environ, "SERVER_PROTOCOL", None)
     if type(protocol) is not str or not protocol:
         return "1.0"
     if protocol == "HTTP/1.1":
@@ -172,7 +197,7 @@ cdef str _http_version(dict_or_mapping):
 
 
 cdef bytes _raw_path(environ, bytes path_bytes):
-    uri = environ.get("REQUEST_URI") or environ.get("RAW_URI")
+    uri = _get(environ, "REQUEST_URI", None) or _get(environ, "RAW_URI", None)
     cdef Py_ssize_t start, slash, mark
     if type(uri) is str and uri:
         if (<str>uri)[0] != "/":
@@ -208,7 +233,20 @@ cdef inline bint _path_is_safe(bytes path):
 
 
 cdef object _address(host, port):
+    cdef const unsigned char *digits
+    cdef Py_ssize_t i, n
+    cdef long long number = 0
     if type(port) is str:
+        n = PyUnicode_GET_LENGTH(port)
+        if 0 < n <= 18 and PyUnicode_KIND(port) == PyUnicode_1BYTE_KIND:
+            # the common case, decimal ASCII digits alone: what int(port.strip()) gives
+            digits = <const unsigned char *>PyUnicode_1BYTE_DATA(port)
+            for i in range(n):
+                if not 0x30 <= digits[i] <= 0x39:
+                    break
+                number = number * 10 + (digits[i] - 0x30)
+            else:
+                return (host, number)
         port = (<str>port).strip()
         if (<str>port).isdigit() and (<str>port).isascii():
             return (host, int(port))
@@ -217,42 +255,68 @@ cdef object _address(host, port):
     return None
 
 
+cdef inline object _get(environ, str key, default):
+    """``environ.get(key, default)``, without a method call for a plain dict."""
+    cdef PyObject *found
+    if type(environ) is dict:
+        found = PyDict_GetItemWithError(environ, key)
+        if found == NULL:
+            return default
+        return <object>found
+    return environ.get(key, default)
+
+
+# Every scope starts as a copy of this one (a copy clones the key table: no insertions), then the
+# None values are replaced. Built once at import, never changed or handed out afterwards; the
+# keys are in the order of the pure twin's dict display.
+cdef dict _SCOPE_TEMPLATE = {
+    "type": "http", "asgi": None, "http_version": None, "method": None, "scheme": None,
+    "path": None, "raw_path": None, "query_string": None, "root_path": None, "headers": None,
+    "server": None, "extensions": None, "wsgi_environ": None,
+}
+
+
 def build_scope(environ):
     """The ASGI HTTP connection scope (spec 2.5) for a WSGI environ (PEP 3333)."""
-    method = environ.get("REQUEST_METHOD")
+    method = _get(environ, "REQUEST_METHOD", None)
     if type(method) is not str or not method:
         raise ValueError("WSGI environ 'REQUEST_METHOD' must be a non-empty str (PEP 3333), got %r"
                          % (method,))
     if "SERVER_NAME" not in environ or "SERVER_PORT" not in environ:
         raise ValueError("WSGI environ %r is missing (PEP 3333 requires it)"
                          % ("SERVER_NAME" if "SERVER_NAME" not in environ else "SERVER_PORT"))
-    cdef bytes root_bytes = _latin1(environ.get("SCRIPT_NAME", ""), "SCRIPT_NAME")
-    cdef bytes path_bytes = root_bytes + _latin1(environ.get("PATH_INFO", ""), "PATH_INFO")
-    scheme = environ.get("wsgi.url_scheme", "http")
+    cdef bytes root_bytes = _latin1(_get(environ, "SCRIPT_NAME", ""), "SCRIPT_NAME")
+    cdef bytes path_bytes = root_bytes + _latin1(_get(environ, "PATH_INFO", ""), "PATH_INFO")
+    scheme = _get(environ, "wsgi.url_scheme", "http")
     if type(scheme) is not str or not scheme:
         scheme = "http"
-    cdef dict scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.5"},
-        "http_version": _http_version(environ),
-        "method": method,
-        "scheme": scheme,
-        "path": path_bytes.decode("utf-8", "surrogateescape"),
-        "raw_path": _raw_path(environ, path_bytes),
-        "query_string": _latin1_only(environ.get("QUERY_STRING", ""), "QUERY_STRING"),
-        "root_path": root_bytes.decode("utf-8", "surrogateescape"),
-        "headers": build_headers(environ),
-        "server": None,
-        "extensions": {"http.response.pathsend": {}},
-        "wsgi_environ": environ,
-    }
-    server_name = environ.get("SERVER_NAME")
+    # the values in the order the pure twin's dict display computes them (the same exception
+    # wins), set into a copy of the key table
+    http_version = _http_version(environ)
+    path = path_bytes.decode("utf-8", "surrogateescape")
+    raw_path = _raw_path(environ, path_bytes)
+    query_string = _latin1_only(_get(environ, "QUERY_STRING", ""), "QUERY_STRING")
+    root_path = root_bytes.decode("utf-8", "surrogateescape")
+    headers = _build_headers(environ)
+    cdef dict scope = PyDict_Copy(_SCOPE_TEMPLATE)
+    scope["asgi"] = {"version": "3.0", "spec_version": "2.5"}
+    scope["http_version"] = http_version
+    scope["method"] = method
+    scope["scheme"] = scheme
+    scope["path"] = path
+    scope["raw_path"] = raw_path
+    scope["query_string"] = query_string
+    scope["root_path"] = root_path
+    scope["headers"] = headers
+    scope["extensions"] = {"http.response.pathsend": {}}
+    scope["wsgi_environ"] = environ
+    server_name = _get(environ, "SERVER_NAME", None)
     if type(server_name) is str and server_name:
-        server = _address(server_name, environ.get("SERVER_PORT"))
+        server = _address(server_name, _get(environ, "SERVER_PORT", None))
         scope["server"] = (server_name, None) if server is None else server
-    remote_addr = environ.get("REMOTE_ADDR")
+    remote_addr = _get(environ, "REMOTE_ADDR", None)
     if type(remote_addr) is str and remote_addr:
-        scope["client"] = _address(remote_addr, environ.get("REMOTE_PORT")) or (remote_addr, 0)
+        scope["client"] = _address(remote_addr, _get(environ, "REMOTE_PORT", None)) or (remote_addr, 0)
     return scope
 
 

@@ -5,9 +5,60 @@ import os
 import sys
 from operator import index as _index
 
+# Unpacks what is not a 2-tuple (a list, a wrong length) with the interpreter's own error messages,
+# which Cython's unpacking words differently: the twins must raise the same.
+from a2wsgi._wsgi_hot import _pair
+
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.unicode cimport PyUnicode_DecodeLatin1
-from libc.string cimport memchr
+from cpython.dict cimport PyDict_Copy, PyDict_GetItemWithError, PyDict_SetDefault
+from cpython.long cimport PyLong_AsLongAndOverflow
+from cpython.object cimport PyObject
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from cpython.unicode cimport (PyUnicode_1BYTE_DATA, PyUnicode_DecodeLatin1, PyUnicode_GET_LENGTH,
+                              PyUnicode_New, PyUnicode_READ_CHAR)
+from libc.string cimport memchr, memcmp, memcpy
+
+cdef extern from *:
+    """
+    /* A dict with room for n items, so that building the environ does not resize it several
+       times. _PyDict_NewPresized is what CPython's own BUILD_MAP and Cython's dict literals use. */
+    #if defined(PYPY_VERSION) || defined(Py_LIMITED_API)
+    #define a2wsgi_dict_presized(n) PyDict_New()
+    #else
+    #define a2wsgi_dict_presized(n) _PyDict_NewPresized(n)
+    #endif
+    /* A header name byte as it is in an environ key: ASCII letters upper-cased, "-" as "_"
+       (bytes.upper() leaves every other byte alone). A constant table: no state. */
+    static const char a2wsgi_key_char[256] = {
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+        16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+        32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 95, 46, 47,
+        48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63,
+        64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79,
+        80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95,
+        96, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79,
+        80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 123, 124, 125, 126, 127,
+        (char)128, (char)129, (char)130, (char)131, (char)132, (char)133, (char)134, (char)135,
+        (char)136, (char)137, (char)138, (char)139, (char)140, (char)141, (char)142, (char)143,
+        (char)144, (char)145, (char)146, (char)147, (char)148, (char)149, (char)150, (char)151,
+        (char)152, (char)153, (char)154, (char)155, (char)156, (char)157, (char)158, (char)159,
+        (char)160, (char)161, (char)162, (char)163, (char)164, (char)165, (char)166, (char)167,
+        (char)168, (char)169, (char)170, (char)171, (char)172, (char)173, (char)174, (char)175,
+        (char)176, (char)177, (char)178, (char)179, (char)180, (char)181, (char)182, (char)183,
+        (char)184, (char)185, (char)186, (char)187, (char)188, (char)189, (char)190, (char)191,
+        (char)192, (char)193, (char)194, (char)195, (char)196, (char)197, (char)198, (char)199,
+        (char)200, (char)201, (char)202, (char)203, (char)204, (char)205, (char)206, (char)207,
+        (char)208, (char)209, (char)210, (char)211, (char)212, (char)213, (char)214, (char)215,
+        (char)216, (char)217, (char)218, (char)219, (char)220, (char)221, (char)222, (char)223,
+        (char)224, (char)225, (char)226, (char)227, (char)228, (char)229, (char)230, (char)231,
+        (char)232, (char)233, (char)234, (char)235, (char)236, (char)237, (char)238, (char)239,
+        (char)240, (char)241, (char)242, (char)243, (char)244, (char)245, (char)246, (char)247,
+        (char)248, (char)249, (char)250, (char)251, (char)252, (char)253, (char)254, (char)255,
+    };
+    """
+    dict a2wsgi_dict_presized(Py_ssize_t n)
+    const char a2wsgi_key_char[256]
+    bint PyUnicode_IS_ASCII(object text)
 
 __all__ = (
     "translate_request_headers",
@@ -23,55 +74,142 @@ cdef Py_ssize_t _MAX_SIZE = sys.maxsize
 cdef str _ENV_SCRIPT_NAME = os.environ.get("SCRIPT_NAME", "")
 
 cdef enum:
-    _STACK_KEY = 128
+    _STACK_KEY = 128   # longer header names take the slow path
+    _SLOTS = 256       # open-addressing table of the common names: a power of two, mostly empty
+
+# The header names most requests carry, as in the pure twin's _COMMON_KEYS. Their environ keys are
+# made once, interned, so that a request pays neither for building nor for hashing them.
+_COMMON_NAMES = (
+    b"host", b"user-agent", b"accept", b"accept-encoding", b"accept-language", b"connection",
+    b"cookie", b"content-type", b"content-length", b"referer", b"origin", b"cache-control",
+    b"pragma", b"authorization", b"if-none-match", b"if-modified-since", b"upgrade",
+    b"upgrade-insecure-requests", b"dnt", b"te", b"x-forwarded-for", b"x-forwarded-proto",
+    b"x-forwarded-host", b"x-real-ip", b"x-request-id", b"x-requested-with", b"sec-fetch-dest",
+    b"sec-fetch-mode", b"sec-fetch-site", b"sec-fetch-user", b"sec-ch-ua", b"sec-ch-ua-mobile",
+    b"sec-ch-ua-platform", b"priority", b"expect", b"range", b"if-range", b"forwarded", b"via",
+)
+
+cdef struct _Slot:
+    Py_ssize_t length   # 0: an empty slot
+    const char* name    # the name upper-cased with "-" as "_", held by _COMMON_FORMS
+    Py_ssize_t index    # of its environ key in _COMMON_KEYS
+
+# Filled once by _fill_table() while the module initialises (under the import lock); only read
+# afterwards, so threads share it without locking.
+cdef _Slot _TABLE[_SLOTS]
+cdef tuple _COMMON_FORMS
+cdef tuple _COMMON_KEYS
 
 
-cdef inline str _environ_key(bytes name):
-    """``HTTP_`` + name upper-cased (ASCII only) with ``-`` as ``_``; the two CONTENT_ names bare."""
+cdef inline unsigned int _slot_of(unsigned int h) noexcept nogil:
+    return (h ^ (h >> 11)) & (_SLOTS - 1)
+
+
+cdef inline unsigned int _form_hash(const char* form, Py_ssize_t n) noexcept nogil:
+    """A cheap hash of a non-empty name: its length, first, middle and last characters."""
+    return ((<unsigned int>n * 131 + <unsigned char>form[0]) * 131
+            + <unsigned char>form[n >> 1]) * 131 + <unsigned char>form[n - 1]
+
+
+cdef void _fill_table() except *:
+    global _COMMON_FORMS, _COMMON_KEYS
+    cdef list forms = [], keys = []
+    cdef bytes form
+    cdef unsigned int h, slot
+    cdef Py_ssize_t i, k
+    for i in range(_SLOTS):
+        _TABLE[i].length = 0
+    for name in _COMMON_NAMES:
+        form = (<bytes>name).upper().replace(b"-", b"_")
+        key = form.decode("latin-1")
+        if key != "CONTENT_TYPE" and key != "CONTENT_LENGTH":
+            key = "HTTP_" + key
+        forms.append(form)
+        keys.append(sys.intern(key))
+    _COMMON_FORMS = tuple(forms)
+    _COMMON_KEYS = tuple(keys)
+    for i in range(len(_COMMON_FORMS)):
+        form = _COMMON_FORMS[i]
+        slot = _slot_of(_form_hash(PyBytes_AS_STRING(form), PyBytes_GET_SIZE(form)))
+        while _TABLE[slot].length != 0:
+            slot = (slot + 1) & (_SLOTS - 1)
+        _TABLE[slot].length = PyBytes_GET_SIZE(form)
+        _TABLE[slot].name = PyBytes_AS_STRING(form)
+        _TABLE[slot].index = i
+
+
+_fill_table()
+
+
+cdef object _long_key(bytes name):
+    """_environ_key for a name longer than the stack buffer; None when it holds ``_``."""
+    if b"_" in name:
+        return None
+    key = name.upper().replace(b"-", b"_").decode("latin-1")
+    if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
+        return key
+    return "HTTP_" + key
+
+
+cdef object _environ_key(bytes name):
+    """The environ key of a non-empty header name: ``HTTP_`` + the name upper-cased (ASCII only)
+    with ``-`` as ``_``, the two CONTENT_ names bare; None for a name holding ``_`` (dropped)."""
     cdef Py_ssize_t n = PyBytes_GET_SIZE(name)
-    cdef const char* src = PyBytes_AS_STRING(name)
+    cdef const unsigned char* src = <const unsigned char*>PyBytes_AS_STRING(name)
     cdef char stack[_STACK_KEY + 5]
-    cdef char* out = stack
+    cdef char* form = stack + 5
+    cdef unsigned int slot
+    cdef unsigned char c
     cdef Py_ssize_t i
-    cdef char c
     if n > _STACK_KEY:
-        return "HTTP_" + name.upper().replace(b"-", b"_").decode("latin-1")
-    out[0] = b'H'; out[1] = b'T'; out[2] = b'T'; out[3] = b'P'; out[4] = b'_'
+        return _long_key(name)
     for i in range(n):
         c = src[i]
-        if b'a' <= c <= b'z':
-            c = c - 32
-        elif c == b'-':
-            c = b'_'
-        out[5 + i] = c
-    if n == 12 and memcmp_upper(out + 5, b"CONTENT_TYPE", 12):
-        return "CONTENT_TYPE"
-    if n == 14 and memcmp_upper(out + 5, b"CONTENT_LENGTH", 14):
-        return "CONTENT_LENGTH"
-    return PyUnicode_DecodeLatin1(out, n + 5, NULL)
+        if c == b'_':
+            return None
+        form[i] = a2wsgi_key_char[c]
+    slot = _slot_of(_form_hash(form, n))
+    while _TABLE[slot].length != 0:
+        if _TABLE[slot].length == n and memcmp(_TABLE[slot].name, form, n) == 0:
+            return <object>PyTuple_GET_ITEM(_COMMON_KEYS, _TABLE[slot].index)
+        slot = (slot + 1) & (_SLOTS - 1)
+    stack[0] = b'H'; stack[1] = b'T'; stack[2] = b'T'; stack[3] = b'P'; stack[4] = b'_'
+    return PyUnicode_DecodeLatin1(stack, n + 5, NULL)
 
 
-cdef inline bint memcmp_upper(const char* a, const char* b, Py_ssize_t n):
+cdef inline str _latin1_text(bytes raw):
+    """``raw.decode("latin-1")``: one scan for the widest byte, one copy."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw)
+    cdef const unsigned char* src = <const unsigned char*>PyBytes_AS_STRING(raw)
+    cdef unsigned char widest = 0
     cdef Py_ssize_t i
+    cdef str text
+    if n < 2:
+        return PyUnicode_DecodeLatin1(<const char*>src, n, NULL)  # the cached "" and 1-char strs
     for i in range(n):
-        if a[i] != b[i]:
-            return False
-    return True
+        widest |= src[i]
+    text = PyUnicode_New(n, 255 if widest & 0x80 else 127)
+    memcpy(PyUnicode_1BYTE_DATA(text), src, n)
+    return text
 
 
-def translate_request_headers(headers):
-    """Translate ASGI request headers into WSGI environ keys; see the pure twin for the rules."""
-    cdef dict environ = {}
+cdef int _translate_into(dict environ, headers) except -1:
+    """Add the environ keys of ASGI request ``headers`` to ``environ`` (which holds no HTTP_ or
+    CONTENT_ key yet); see the pure twin's translate_request_headers for the rules."""
     cdef dict repeated = None
     cdef list parts
-    cdef str key, text
+    cdef Py_ssize_t size = len(environ)
     for pair in headers:
-        try:
-            name, value = pair
-        except (TypeError, ValueError):
-            raise TypeError(
-                "ASGI request header must be a (name, value) pair of bytes, got %r" % (pair,)
-            ) from None
+        if type(pair) is tuple and PyTuple_GET_SIZE(pair) == 2:
+            name = <object>PyTuple_GET_ITEM(pair, 0)
+            value = <object>PyTuple_GET_ITEM(pair, 1)
+        else:
+            try:
+                name, value = pair
+            except (TypeError, ValueError):
+                raise TypeError(
+                    "ASGI request header must be a (name, value) pair of bytes, got %r" % (pair,)
+                ) from None
         if type(name) is not bytes or type(value) is not bytes:
             raise TypeError(
                 "ASGI request header must be a (name, value) pair of bytes, got (%s, %s)"
@@ -79,35 +217,69 @@ def translate_request_headers(headers):
             )
         if PyBytes_GET_SIZE(name) == 0:
             raise ValueError("ASGI request header with an empty name (value %r)" % (value,))
-        if memchr(PyBytes_AS_STRING(name), b'_', PyBytes_GET_SIZE(name)) != NULL:
+        key = _environ_key(<bytes>name)
+        if key is None:
             continue
-        key = _environ_key(name)
-        text = PyUnicode_DecodeLatin1(PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value), NULL)
-        if key in environ:
-            if repeated is None:
-                repeated = {}
-            parts = repeated.get(key)
-            if parts is None:
-                repeated[key] = [environ[key], text]
-            else:
-                parts.append(text)
+        text = _latin1_text(<bytes>value)
+        # one lookup: inserts the value, or leaves the first one there for a repeated header
+        PyDict_SetDefault(environ, key, text)
+        if len(environ) != size:
+            size += 1
+            continue
+        if repeated is None:
+            repeated = {}
+        parts = repeated.get(key)
+        if parts is None:
+            repeated[key] = [environ[key], text]
         else:
-            environ[key] = text
+            parts.append(text)
     if repeated is not None:
         for key, parts in repeated.items():
             environ[key] = ("; " if key == "HTTP_COOKIE" else ",").join(parts)
+    return 0
+
+
+def translate_request_headers(headers):
+    """Translate ASGI request headers into WSGI environ keys; see the pure twin for the rules."""
+    cdef dict environ = {}
+    _translate_into(environ, headers)
     return environ
 
 
+cdef inline object _get(scope, str key, default):
+    """``scope.get(key, default)``, without a method call for a plain dict."""
+    cdef PyObject* found
+    if type(scope) is dict:
+        found = PyDict_GetItemWithError(scope, key)
+        if found == NULL:
+            return default
+        return <object>found
+    return scope.get(key, default)
+
+
+cdef inline object _item(scope, str key):
+    """``scope[key]``, without a method call for a plain dict."""
+    cdef PyObject* found
+    if type(scope) is dict:
+        found = PyDict_GetItemWithError(scope, key)
+        if found == NULL:
+            raise KeyError(key)
+        return <object>found
+    return scope[key]
+
+
 cdef inline str _scope_str(scope, str key, str default):
-    value = scope.get(key, default)
+    value = _get(scope, key, default)
     if type(value) is not str:
         raise TypeError("ASGI scope %r must be str, got %s" % (key, type(value).__name__))
     return <str>value
 
 
-cdef inline str _bytes_as_str(str text, str key):
+cdef str _bytes_as_str(str text, str key):
+    """PEP 3333 "bytes as str": the UTF-8 bytes of a decoded ASGI path, one char per byte."""
     cdef bytes raw
+    if PyUnicode_IS_ASCII(text):
+        return text  # its UTF-8 bytes are its characters
     try:
         raw = text.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
@@ -115,23 +287,89 @@ cdef inline str _bytes_as_str(str text, str key):
     return PyUnicode_DecodeLatin1(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), NULL)
 
 
+cdef inline str _rstrip_slash(str text):
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text)
+    cdef Py_ssize_t end = n
+    while end > 0 and PyUnicode_READ_CHAR(text, end - 1) == 0x2F:
+        end -= 1
+    return text if end == n else text[:end]
+
+
 cdef inline str _default_port(str scheme):
     return "443" if scheme == "https" else "80"
+
+
+cdef str _as_str(value):
+    """``str(value)``, formatted here for an int from 0 up (a port) and as is for a str."""
+    cdef char digits[24]
+    cdef int overflow = 0
+    cdef long number
+    cdef Py_ssize_t at = 24
+    if type(value) is str:
+        return <str>value
+    if type(value) is int:
+        number = PyLong_AsLongAndOverflow(value, &overflow)
+        if overflow == 0 and 0 <= number < 1000000000:
+            while True:
+                at -= 1
+                digits[at] = <char>(48 + number % 10)
+                number //= 10
+                if number == 0:
+                    break
+            return PyUnicode_DecodeLatin1(digits + at, 24 - at, NULL)
+    return str(value)
+
+
+# Every environ starts as a copy of this one (a copy clones the key table: no insertions, no
+# resizes); then the headers are added and the None values replaced. Built once while the module
+# initialises, never changed or handed out afterwards. The pure twin uses the same key order.
+cdef dict _TEMPLATE
+
+
+cdef dict _make_template():
+    cdef dict template = {
+        "REQUEST_METHOD": None, "SCRIPT_NAME": None, "PATH_INFO": None, "QUERY_STRING": None,
+        "SERVER_PROTOCOL": None, "SERVER_NAME": None, "SERVER_PORT": None,
+        "wsgi.version": (1, 0), "wsgi.url_scheme": None, "wsgi.input": None,
+        "wsgi.input_terminated": True, "wsgi.errors": None, "wsgi.multithread": True,
+        "wsgi.multiprocess": True, "wsgi.run_once": False, "asgi.scope": None,
+        "REMOTE_ADDR": None, "REMOTE_PORT": None,
+    }
+    # Grow its table with a few placeholders, removed again, so that the copies (which keep the
+    # table's size) hold about 20 headers before they need a resize.
+    placeholders = [" %d" % i for i in range(4)]
+    for key in placeholders:
+        template[key] = None
+    for key in placeholders:
+        del template[key]
+    return template
+
+
+_TEMPLATE = _make_template()
+
+
+cdef inline str _protocol(str version):
+    if version == "1.1":
+        return "HTTP/1.1"
+    if version == "1.0":
+        return "HTTP/1.0"
+    return "HTTP/" + version
 
 
 def build_environ(scope, body, script_name=None):
     """Build the WSGI environ for an ASGI HTTP scope; see the pure twin for the rules."""
     cdef str prefix, path_info, scheme, version, method, path
     cdef Py_ssize_t plen
+    cdef dict environ
     if script_name is None:
         script_name = _ENV_SCRIPT_NAME
     elif type(script_name) is not str:
         raise TypeError("script_name must be str or None, got %s" % type(script_name).__name__)
-    method_obj = scope["method"]
+    method_obj = _item(scope, "method")
     if type(method_obj) is not str:
         raise TypeError("ASGI scope 'method' must be str, got %s" % type(method_obj).__name__)
     method = <str>method_obj
-    path_obj = scope["path"]
+    path_obj = _item(scope, "path")
     if type(path_obj) is not str:
         raise TypeError("ASGI scope 'path' must be str, got %s" % type(path_obj).__name__)
     path = <str>path_obj
@@ -139,49 +377,56 @@ def build_environ(scope, body, script_name=None):
         prefix = <str>script_name
     else:
         prefix = _scope_str(scope, "root_path", "")
-    query = scope.get("query_string", b"")
+    query = _get(scope, "query_string", b"")
     if type(query) is not bytes:
         raise TypeError("ASGI scope 'query_string' must be bytes, got %s" % type(query).__name__)
     scheme = _scope_str(scope, "scheme", "http")
     version = _scope_str(scope, "http_version", "1.1")
 
-    prefix = prefix.rstrip("/")
+    prefix = _rstrip_slash(prefix)
     path_info = path
-    plen = len(prefix)
-    if plen and path.startswith(prefix) and (len(path) == plen or path[plen] == "/"):
+    plen = PyUnicode_GET_LENGTH(prefix)
+    if plen and path.startswith(prefix) and (
+        PyUnicode_GET_LENGTH(path) == plen or PyUnicode_READ_CHAR(path, plen) == 0x2F
+    ):
         path_info = path[plen:]
 
-    cdef dict environ = translate_request_headers(scope.get("headers", ()))
+    environ = PyDict_Copy(_TEMPLATE)
+    _translate_into(environ, _get(scope, "headers", ()))
     environ["REQUEST_METHOD"] = method
     environ["SCRIPT_NAME"] = _bytes_as_str(prefix, "root_path")
     environ["PATH_INFO"] = _bytes_as_str(path_info, "path")
-    environ["QUERY_STRING"] = PyUnicode_DecodeLatin1(
-        PyBytes_AS_STRING(query), PyBytes_GET_SIZE(query), NULL
-    )
-    environ["SERVER_PROTOCOL"] = "HTTP/" + version
+    environ["QUERY_STRING"] = _latin1_text(<bytes>query)
+    environ["SERVER_PROTOCOL"] = _protocol(version)
 
-    server = scope.get("server")
+    server = _get(scope, "server", None)
     if server:
-        host, port = server
-        environ["SERVER_NAME"] = str(host)
-        environ["SERVER_PORT"] = str(port) if port is not None else _default_port(scheme)
+        if type(server) is tuple and PyTuple_GET_SIZE(server) == 2:
+            host = <object>PyTuple_GET_ITEM(server, 0)
+            port = <object>PyTuple_GET_ITEM(server, 1)
+        else:
+            host, port = _pair(server)
+        environ["SERVER_NAME"] = _as_str(host)
+        environ["SERVER_PORT"] = _as_str(port) if port is not None else _default_port(scheme)
     else:
         environ["SERVER_NAME"] = "localhost"
         environ["SERVER_PORT"] = _default_port(scheme)
-    client = scope.get("client")
+    client = _get(scope, "client", None)
     if client:
-        host, port = client
-        environ["REMOTE_ADDR"] = str(host)
-        environ["REMOTE_PORT"] = str(port)
+        if type(client) is tuple and PyTuple_GET_SIZE(client) == 2:
+            host = <object>PyTuple_GET_ITEM(client, 0)
+            port = <object>PyTuple_GET_ITEM(client, 1)
+        else:
+            host, port = _pair(client)
+        environ["REMOTE_ADDR"] = _as_str(host)
+        environ["REMOTE_PORT"] = _as_str(port)
+    else:
+        del environ["REMOTE_ADDR"]
+        del environ["REMOTE_PORT"]
 
-    environ["wsgi.version"] = (1, 0)
     environ["wsgi.url_scheme"] = scheme
     environ["wsgi.input"] = body
-    environ["wsgi.input_terminated"] = True
     environ["wsgi.errors"] = sys.stderr
-    environ["wsgi.multithread"] = True
-    environ["wsgi.multiprocess"] = True
-    environ["wsgi.run_once"] = False
     environ["asgi.scope"] = scope
     return environ
 
