@@ -179,7 +179,7 @@ INJECTIONS = [
 
 def app_with(status="200 OK", headers=(), body=(b"ok",), then=None):
     """A WSGI app answering with ``status``, ``headers`` and ``body`` (an iterable of chunks), or,
-    on ``/good``, a valid echo."""
+    on ``/next``, a valid echo."""
     def app(environ, start_response):
         if environ["PATH_INFO"] == "/next":
             return echo(environ, start_response)
