@@ -1,6 +1,8 @@
 # cython: language_level=3, freethreading_compatible=True
 """Compiled twin of ``a2wsgi/_wsgi_hot.py``: same names, signatures, results and exceptions."""
 
+cimport cython
+
 import os
 import sys
 from operator import index as _index
@@ -446,7 +448,11 @@ cdef inline Py_ssize_t _size(size) except -2:
 
 
 cdef class Body:
-    """``wsgi.input`` streaming the request body; see the pure twin for the contract."""
+    """``wsgi.input`` streaming the request body; see the pure twin for the contract.
+
+    The reading methods hold the object's critical section: on a free-threaded interpreter two
+    threads reading one Body cannot tear its buffer (a no-op with the GIL).
+    """
 
     cdef object _fetch
     cdef bytes _buf
@@ -471,6 +477,7 @@ cdef class Body:
             self._eof = True
         return <bytes>piece
 
+    @cython.critical_section
     def read(self, size=-1):
         cdef Py_ssize_t n = _size(size)
         cdef bytes buf = self._buf
@@ -504,8 +511,11 @@ cdef class Body:
             return parts[0]
         return b"".join(parts)
 
+    @cython.critical_section
     def readline(self, limit=-1):
-        cdef Py_ssize_t n = _size(limit)
+        return self._readline(_size(limit))
+
+    cdef bytes _readline(self, Py_ssize_t n):
         cdef Py_ssize_t total = 0, pos, end, blen
         cdef bytes buf
         cdef const char* data
@@ -547,12 +557,13 @@ cdef class Body:
             return parts[0]
         return b"".join(parts)
 
+    @cython.critical_section
     def readlines(self, hint=-1):
         cdef Py_ssize_t n = _size(hint)
         cdef Py_ssize_t total = 0
         cdef list lines = []
         while True:
-            line = self.readline()
+            line = self._readline(-1)
             if not line:
                 break
             lines.append(line)
@@ -564,8 +575,9 @@ cdef class Body:
     def __iter__(self):
         return self
 
+    @cython.critical_section
     def __next__(self):
-        line = self.readline()
+        line = self._readline(-1)
         if not line:
             raise StopIteration
         return line
