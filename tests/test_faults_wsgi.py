@@ -144,7 +144,10 @@ def threads_settled(middleware, others):
     ``IDLE_WORKER_SECONDS``)."""
     pool = middleware._pool
     busy = pool.threads - pool._idle if pool is not None else 0
-    return busy == 0 and len(worker_threads()) <= middleware.workers and other_threads() <= others
+    # Only this middleware's workers are bounded by its ``workers``: idle workers of middlewares
+    # from earlier tests may still be alive (they exit after IDLE_WORKER_SECONDS).
+    mine = pool.threads if pool is not None else 0
+    return busy == 0 and mine <= middleware.workers and other_threads() <= others
 
 
 async def until(predicate):

@@ -173,6 +173,7 @@ def test_wsgi_frameworks_through_wsgimiddleware(impl, make):
             r = await client.post("/echo", content=BODY)
             assert r.status_code == 200
             assert r.content == BODY
+        await app.shutdown()  # stop the worker threads, as lifespan shutdown would
 
     asyncio.run(main())
 
