@@ -55,22 +55,38 @@ def _make_server(host, port, app, threads):
         block_on_close = False
 
         def __init__(self, *a, **kw):
-            self._slots = threading.BoundedSemaphore(threads)
+            self._free = threads
+            self._slots = threading.Condition()
             super().__init__(*a, **kw)
 
+        def _take_slot(self):
+            with self._slots:
+                while self._free == 0:
+                    self._slots.wait()
+                self._free -= 1
+            return [False]  # a token: released at most once, whoever releases it
+
+        def _give_slot(self, token):
+            with self._slots:
+                if not token[0]:
+                    token[0] = True
+                    self._free += 1
+                    self._slots.notify()
+
         def process_request(self, request, client_address):
-            self._slots.acquire()
+            token = self._take_slot()
             try:
-                super().process_request(request, client_address)
-            except BaseException:
-                self._slots.release()
+                threading.Thread(target=self._serve_one, args=(request, client_address, token),
+                                 daemon=True).start()
+            except BaseException:  # Ctrl-C while starting the thread: the slot is freed once
+                self._give_slot(token)
                 raise
 
-        def process_request_thread(self, request, client_address):
+        def _serve_one(self, request, client_address, token):
             try:
-                super().process_request_thread(request, client_address)
+                self.process_request_thread(request, client_address)
             finally:
-                self._slots.release()
+                self._give_slot(token)
 
     class RequestHandler(WSGIRequestHandler):
         def log_message(self, format, *args):
