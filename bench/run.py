@@ -791,6 +791,7 @@ def main(argv=None):
             report += ["- %s / %s: %s" % (key, label, (causes or lines)[-1][:300])]
     print("\n".join(report))
     if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as out:
             json.dump({"meta": meta, "results": results.cells, "callgrind": cg, "targets": checks,
                        "errors": [{"workload": k, "impl": label, "errors": t} for k, label, t in errors]},
