@@ -100,6 +100,24 @@ def _decoded(value, key):
     return _latin1(value, key).decode("utf-8", "surrogateescape")
 
 
+# The environ keys of the headers most requests carry, with their ASGI names made once (bytes are
+# immutable, so every scope can share them). The compiled twin keeps the same list.
+_COMMON_NAMES = {
+    key: (key[5:] if key.startswith("HTTP_") else key).lower().replace("_", "-").encode("ascii")
+    for key in (
+        "HTTP_HOST", "HTTP_USER_AGENT", "HTTP_ACCEPT", "HTTP_ACCEPT_ENCODING", "HTTP_ACCEPT_LANGUAGE",
+        "HTTP_CONNECTION", "HTTP_COOKIE", "CONTENT_TYPE", "CONTENT_LENGTH", "HTTP_REFERER",
+        "HTTP_ORIGIN", "HTTP_CACHE_CONTROL", "HTTP_PRAGMA", "HTTP_AUTHORIZATION", "HTTP_IF_NONE_MATCH",
+        "HTTP_IF_MODIFIED_SINCE", "HTTP_UPGRADE", "HTTP_UPGRADE_INSECURE_REQUESTS", "HTTP_DNT",
+        "HTTP_TE", "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST",
+        "HTTP_X_REAL_IP", "HTTP_X_REQUEST_ID", "HTTP_X_REQUESTED_WITH", "HTTP_SEC_FETCH_DEST",
+        "HTTP_SEC_FETCH_MODE", "HTTP_SEC_FETCH_SITE", "HTTP_SEC_FETCH_USER", "HTTP_SEC_CH_UA",
+        "HTTP_SEC_CH_UA_MOBILE", "HTTP_SEC_CH_UA_PLATFORM", "HTTP_PRIORITY", "HTTP_EXPECT",
+        "HTTP_RANGE", "HTTP_IF_RANGE", "HTTP_FORWARDED", "HTTP_VIA",
+    )
+}
+
+
 def build_headers(environ):
     """ASGI ``headers`` from a WSGI environ: ``HTTP_*`` keys, plus ``CONTENT_TYPE`` and
     ``CONTENT_LENGTH`` (each once, when present and not empty), as lowercase latin-1 byte pairs.
@@ -110,6 +128,12 @@ def build_headers(environ):
     headers = []
     for key, value in environ.items():
         if type(key) is not str:
+            continue
+        name = _COMMON_NAMES.get(key)
+        if name is not None:
+            if key[0] == "C" and not value:  # an empty CONTENT_TYPE or CONTENT_LENGTH
+                continue
+            headers.append((name, _latin1(value, key)))
             continue
         if key.startswith("HTTP_"):
             if key == "HTTP_CONTENT_TYPE" or key == "HTTP_CONTENT_LENGTH":

@@ -13,7 +13,11 @@ _crlf_text = st.text(alphabet=st.sampled_from("a/%?\r\n\x00 \xe9\xff\u0101"), ma
 _header_keys = st.one_of(
     st.sampled_from(["HTTP_HOST", "HTTP_COOKIE", "HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH",
                      "HTTP_X_A", "HTTP_", "HTTP_x_lower", "HTTP_X_CAF\xc9", "HTTP_X_\u0101",
-                     "CONTENT_TYPE", "CONTENT_LENGTH", "REMOTE_ADDR"]),
+                     "CONTENT_TYPE", "CONTENT_LENGTH", "REMOTE_ADDR",
+                     # common keys (the twins' ready-made names) and near misses of them
+                     "HTTP_USER_AGENT", "HTTP_SEC_FETCH_MODE", "HTTP_SEC_FETCH_MODF", "HTTP_SEC_FETCH_mode",
+                     "HTTP_VIA", "HTTP_VIa", "HTTP_TE", "HTTP_T", "CONTENT_TYPF", "HTTP_X_REQUEST_ID",
+                     "HTTP_X_REQUEST_IDS", "HTTP_ACCEPT", "HTTP_ACCEPT_"]),
     st.text(alphabet=st.sampled_from("ABZaz_-\xe9\u0101"), max_size=6).map(lambda s: "HTTP_" + s),
 )
 _values = st.one_of(_latin1_text, _any_text, _crlf_text, st.just(""), st.binary(max_size=3),

@@ -68,12 +68,37 @@ def test_many_repeats_stay_linear_in_output(hot):
     assert environ["HTTP_X_A"] == ",".join(["v"] * 10000)
 
 
+def test_repeats_long_and_short_keep_order(hot):
+    a, b, c = "a" * 600, "b\xe9" * 300, "c"
+    headers = [(b"x-a", a.encode("latin-1")), (b"cookie", b"k=1"), (b"x-a", b.encode("latin-1")),
+               (b"x-a", c.encode("latin-1")), (b"cookie", b"j=2" * 400), (b"cookie", b"z"),
+               (b"x-b", b"1"), (b"x-b", b"1"), (b"x-b", b"")]
+    environ = hot.wsgi_hot.translate_request_headers(headers)
+    assert environ["HTTP_X_A"] == ",".join([a, b, c])
+    assert environ["HTTP_COOKIE"] == "; ".join(["k=1", "j=2" * 400, "z"])
+    assert environ["HTTP_X_B"] == "1,1,"
+
+
+@pytest.mark.parametrize("at", [0, 1, 7, 8, 9, 15, 16, 23])
+def test_high_byte_anywhere_in_a_value(hot, at):
+    value = bytearray(b"a" * 24)
+    value[at] = 0xE9
+    environ = hot.wsgi_hot.translate_request_headers([(b"x-a", bytes(value))])
+    assert environ["HTTP_X_A"] == bytes(value).decode("latin-1")
+    assert environ["HTTP_X_A"].encode("latin-1") == bytes(value)
+
+
 _names = st.one_of(
     st.sampled_from([b"host", b"cookie", b"content-type", b"content-length", b"x-a", b"X-A",
                      b"x_a", b"accept", b"Content-Length", b"", b"\xe9-\xff"]),
     st.binary(max_size=12),
 )
-_values = st.binary(max_size=16)
+_values = st.one_of(
+    st.binary(max_size=16),
+    st.binary(min_size=7, max_size=40),  # past the compiled twin's eight-bytes-at-a-time scan
+    # long ones, so that repeats cross the length where the compiled twin stops joining at once
+    st.builds(lambda n, tail: b"v" * n + tail, st.integers(0, 1100), st.binary(max_size=3)),
+)
 _pair = st.tuples(_names, _values)
 _odd = st.one_of(
     _pair,

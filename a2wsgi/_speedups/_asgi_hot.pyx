@@ -6,9 +6,12 @@ from cpython.unicode cimport (PyUnicode_1BYTE_DATA, PyUnicode_1BYTE_KIND, PyUnic
                               PyUnicode_GET_LENGTH, PyUnicode_KIND)
 from cpython.dict cimport PyDict_Copy, PyDict_GetItemWithError
 from cpython.object cimport PyObject
+from cpython.tuple cimport PyTuple_GET_ITEM
 from libc.string cimport memcmp
 
 from urllib.parse import quote_from_bytes
+
+from a2wsgi._asgi_hot import _COMMON_NAMES as _PURE_COMMON_NAMES
 
 __all__ = (
     "build_headers",
@@ -106,6 +109,58 @@ cdef extern from *:
     const unsigned char a2wsgi_name_byte[128]
 
 
+cdef enum:
+    _SLOTS = 256  # open-addressing table of the common keys: a power of two, mostly empty
+
+# The environ keys of the headers most requests carry, and their ASGI names, made once: bytes are
+# immutable, so every scope can share them, and a request pays neither for building them nor for
+# lower-casing its keys one byte at a time. The keys are the pure twin's, so that the two cannot
+# drift.
+_COMMON_KEYS = tuple(_PURE_COMMON_NAMES)
+
+cdef struct _Slot:
+    Py_ssize_t length   # 0: an empty slot
+    const char* key     # the environ key's characters, held by _KEY_BYTES
+    Py_ssize_t index    # of its header name in _COMMON_NAMES
+
+# Filled once by _fill_table() while the module initialises (under the import lock); only read
+# afterwards, so threads share them without locking.
+cdef _Slot _TABLE[_SLOTS]
+cdef tuple _KEY_BYTES
+cdef tuple _COMMON_NAMES
+
+
+cdef inline unsigned int _slot_of(const char* key, Py_ssize_t n) noexcept nogil:
+    """A cheap hash of a key of 6 characters or more: its length and four characters past the
+    HTTP_ prefix, folded into a slot."""
+    cdef unsigned int h = ((<unsigned int>n * 131 + <unsigned char>key[5]) * 131
+                           + <unsigned char>key[(n + 5) >> 1]) * 131 + <unsigned char>key[n - 1]
+    return (h ^ (h >> 11)) & (_SLOTS - 1)
+
+
+cdef void _fill_table() except *:
+    global _KEY_BYTES, _COMMON_NAMES
+    cdef bytes raw
+    cdef unsigned int slot
+    cdef Py_ssize_t i
+    for i in range(_SLOTS):
+        _TABLE[i].length = 0
+    _KEY_BYTES = tuple(key.encode("ascii") for key in _COMMON_KEYS)
+    _COMMON_NAMES = tuple((key[5:] if key.startswith("HTTP_") else key).lower().replace("_", "-")
+                          .encode("ascii") for key in _COMMON_KEYS)
+    for i in range(len(_KEY_BYTES)):
+        raw = _KEY_BYTES[i]
+        slot = _slot_of(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))
+        while _TABLE[slot].length != 0:
+            slot = (slot + 1) & (_SLOTS - 1)
+        _TABLE[slot].length = PyBytes_GET_SIZE(raw)
+        _TABLE[slot].key = PyBytes_AS_STRING(raw)
+        _TABLE[slot].index = i
+
+
+_fill_table()
+
+
 cdef bytes _header_name(str key, Py_ssize_t start):
     """``key[start:]`` lowercased with ``_`` -> ``-``, as latin-1 bytes (or UTF-8 beyond latin-1)."""
     cdef Py_ssize_t n = PyUnicode_GET_LENGTH(key) - start
@@ -114,7 +169,16 @@ cdef bytes _header_name(str key, Py_ssize_t start):
     cdef unsigned char *buf
     cdef unsigned char c
     cdef bytes out
+    cdef unsigned int slot
+    cdef Py_ssize_t length = PyUnicode_GET_LENGTH(key)
     if PyUnicode_KIND(key) == PyUnicode_1BYTE_KIND:
+        if length >= 6:
+            src = <const unsigned char *>PyUnicode_1BYTE_DATA(key)
+            slot = _slot_of(<const char*>src, length)
+            while _TABLE[slot].length != 0:
+                if _TABLE[slot].length == length and memcmp(_TABLE[slot].key, src, length) == 0:
+                    return <bytes>PyTuple_GET_ITEM(_COMMON_NAMES, _TABLE[slot].index)
+                slot = (slot + 1) & (_SLOTS - 1)
         src = <const unsigned char *>PyUnicode_1BYTE_DATA(key) + start
         out = PyBytes_FromStringAndSize(NULL, n)
         buf = <unsigned char *>PyBytes_AS_STRING(out)
@@ -276,6 +340,10 @@ cdef dict _SCOPE_TEMPLATE = {
 }
 
 
+# Each scope gets its own copy (an app may change it); copying clones the key table.
+cdef dict _ASGI_VERSIONS = {"version": "3.0", "spec_version": "2.5"}
+
+
 def build_scope(environ):
     """The ASGI HTTP connection scope (spec 2.5) for a WSGI environ (PEP 3333)."""
     method = _get(environ, "REQUEST_METHOD", None)
@@ -299,7 +367,7 @@ def build_scope(environ):
     root_path = root_bytes.decode("utf-8", "surrogateescape")
     headers = _build_headers(environ)
     cdef dict scope = PyDict_Copy(_SCOPE_TEMPLATE)
-    scope["asgi"] = {"version": "3.0", "spec_version": "2.5"}
+    scope["asgi"] = PyDict_Copy(_ASGI_VERSIONS)
     scope["http_version"] = http_version
     scope["method"] = method
     scope["scheme"] = scheme

@@ -18,6 +18,7 @@ from cpython.object cimport PyObject
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.unicode cimport (PyUnicode_1BYTE_DATA, PyUnicode_DecodeLatin1, PyUnicode_GET_LENGTH,
                               PyUnicode_New, PyUnicode_READ_CHAR)
+from libc.stdint cimport uint64_t
 from libc.string cimport memchr, memcmp, memcpy
 
 cdef extern from *:
@@ -59,6 +60,7 @@ cdef extern from *:
     };
     """
     dict a2wsgi_dict_presized(Py_ssize_t n)
+    Py_ssize_t a2wsgi_dict_size "PyDict_GET_SIZE" (dict d)
     const char a2wsgi_key_char[256]
     bint PyUnicode_IS_ASCII(object text)
 
@@ -71,6 +73,8 @@ __all__ = (
 )
 
 cdef Py_ssize_t _MAX_SIZE = sys.maxsize
+cdef enum:
+    _JOIN_AT = 1024  # a repeated header's values are joined at once while shorter than this
 
 # Read once, at import: a non-empty SCRIPT_NAME in the process environment overrides root_path.
 cdef str _ENV_SCRIPT_NAME = os.environ.get("SCRIPT_NAME", "")
@@ -97,8 +101,11 @@ cdef struct _Slot:
     Py_ssize_t index    # of its environ key in _COMMON_KEYS
 
 # Filled once by _fill_table() while the module initialises (under the import lock); only read
-# afterwards, so threads share it without locking.
+# afterwards, so threads share them without locking. _RAW_TABLE finds a common name as servers
+# send it (lower case, so most requests need no per-byte translation); _TABLE finds it in any case
+# once translated.
 cdef _Slot _TABLE[_SLOTS]
+cdef _Slot _RAW_TABLE[_SLOTS]
 cdef tuple _COMMON_FORMS
 cdef tuple _COMMON_KEYS
 
@@ -121,6 +128,7 @@ cdef void _fill_table() except *:
     cdef Py_ssize_t i, k
     for i in range(_SLOTS):
         _TABLE[i].length = 0
+        _RAW_TABLE[i].length = 0
     for name in _COMMON_NAMES:
         form = (<bytes>name).upper().replace(b"-", b"_")
         key = form.decode("latin-1")
@@ -138,6 +146,13 @@ cdef void _fill_table() except *:
         _TABLE[slot].length = PyBytes_GET_SIZE(form)
         _TABLE[slot].name = PyBytes_AS_STRING(form)
         _TABLE[slot].index = i
+        form = _COMMON_NAMES[i]
+        slot = _slot_of(_form_hash(PyBytes_AS_STRING(form), PyBytes_GET_SIZE(form)))
+        while _RAW_TABLE[slot].length != 0:
+            slot = (slot + 1) & (_SLOTS - 1)
+        _RAW_TABLE[slot].length = PyBytes_GET_SIZE(form)
+        _RAW_TABLE[slot].name = PyBytes_AS_STRING(form)
+        _RAW_TABLE[slot].index = i
 
 
 _fill_table()
@@ -165,6 +180,11 @@ cdef object _environ_key(bytes name):
     cdef Py_ssize_t i
     if n > _STACK_KEY:
         return _long_key(name)
+    slot = _slot_of(_form_hash(<const char*>src, n))
+    while _RAW_TABLE[slot].length != 0:
+        if _RAW_TABLE[slot].length == n and memcmp(_RAW_TABLE[slot].name, src, n) == 0:
+            return <object>PyTuple_GET_ITEM(_COMMON_KEYS, _RAW_TABLE[slot].index)
+        slot = (slot + 1) & (_SLOTS - 1)
     for i in range(n):
         c = src[i]
         if c == b'_':
@@ -183,16 +203,39 @@ cdef inline str _latin1_text(bytes raw):
     """``raw.decode("latin-1")``: one scan for the widest byte, one copy."""
     cdef Py_ssize_t n = PyBytes_GET_SIZE(raw)
     cdef const unsigned char* src = <const unsigned char*>PyBytes_AS_STRING(raw)
-    cdef unsigned char widest = 0
-    cdef Py_ssize_t i
+    cdef uint64_t word, high = 0
+    cdef Py_ssize_t i = 0
     cdef str text
     if n < 2:
         return PyUnicode_DecodeLatin1(<const char*>src, n, NULL)  # the cached "" and 1-char strs
-    for i in range(n):
-        widest |= src[i]
-    text = PyUnicode_New(n, 255 if widest & 0x80 else 127)
+    while i + 8 <= n:  # eight bytes at a time: is any of them above 127?
+        memcpy(&word, src + i, 8)
+        high |= word
+        i += 8
+    while i < n:
+        high |= src[i]
+        i += 1
+    text = PyUnicode_New(n, 255 if high & 0x8080808080808080ULL else 127)
     memcpy(PyUnicode_1BYTE_DATA(text), src, n)
     return text
+
+
+cdef str _join_values(str first, str text, bint cookie):
+    """``first + sep + text`` for two header values made by _latin1_text (one byte per
+    character), sep being "; " for cookies and "," otherwise: one allocation, three copies."""
+    cdef Py_ssize_t a = PyUnicode_GET_LENGTH(first), b = PyUnicode_GET_LENGTH(text)
+    cdef Py_ssize_t gap = 2 if cookie else 1
+    cdef str joined = PyUnicode_New(
+        a + gap + b, 127 if PyUnicode_IS_ASCII(first) and PyUnicode_IS_ASCII(text) else 255)
+    cdef char* out = <char*>PyUnicode_1BYTE_DATA(joined)
+    memcpy(out, PyUnicode_1BYTE_DATA(first), a)
+    if cookie:
+        out[a] = b';'
+        out[a + 1] = b' '
+    else:
+        out[a] = b','
+    memcpy(out + a + gap, PyUnicode_1BYTE_DATA(text), b)
+    return joined
 
 
 cdef int _translate_into(dict environ, headers) except -1:
@@ -200,6 +243,7 @@ cdef int _translate_into(dict environ, headers) except -1:
     CONTENT_ key yet); see the pure twin's translate_request_headers for the rules."""
     cdef dict repeated = None
     cdef list parts
+    cdef PyObject* found
     cdef Py_ssize_t size = len(environ)
     for pair in headers:
         if type(pair) is tuple and PyTuple_GET_SIZE(pair) == 2:
@@ -224,17 +268,23 @@ cdef int _translate_into(dict environ, headers) except -1:
             continue
         text = _latin1_text(<bytes>value)
         # one lookup: inserts the value, or leaves the first one there for a repeated header
-        PyDict_SetDefault(environ, key, text)
-        if len(environ) != size:
+        found = PyDict_SetDefault(environ, key, text)
+        if a2wsgi_dict_size(environ) != size:
             size += 1
             continue
-        if repeated is None:
-            repeated = {}
-        parts = repeated.get(key)
-        if parts is None:
-            repeated[key] = [environ[key], text]
+        # A repeated header (found is the value so far). Short values are joined at once (the
+        # usual case: one string, no list); past _JOIN_AT characters the parts are collected and
+        # joined once at the end, so that many repeats cost linear time, not quadratic.
+        first = <str>found
+        if repeated is None or key not in repeated:
+            if PyUnicode_GET_LENGTH(first) + PyUnicode_GET_LENGTH(text) < _JOIN_AT:
+                environ[key] = _join_values(first, text, key == "HTTP_COOKIE")
+                continue
+            if repeated is None:
+                repeated = {}
+            repeated[key] = [first, text]
         else:
-            parts.append(text)
+            (<list>repeated[key]).append(text)
     if repeated is not None:
         for key, parts in repeated.items():
             environ[key] = ("; " if key == "HTTP_COOKIE" else ",").join(parts)
@@ -307,6 +357,7 @@ cdef str _as_str(value):
     cdef int overflow = 0
     cdef long number
     cdef Py_ssize_t at = 24
+    cdef str text
     if type(value) is str:
         return <str>value
     if type(value) is int:
@@ -318,7 +369,9 @@ cdef str _as_str(value):
                 number //= 10
                 if number == 0:
                     break
-            return PyUnicode_DecodeLatin1(digits + at, 24 - at, NULL)
+            text = PyUnicode_New(24 - at, 127)
+            memcpy(PyUnicode_1BYTE_DATA(text), digits + at, 24 - at)
+            return text
     return str(value)
 
 
