@@ -51,6 +51,8 @@ class Runner:
             return self.w2a.echo_concurrent(size, 100)
         if workload == "wa_download":
             return self.w2a.download(size, **extra)
+        if workload == "wa_download_q32":
+            return self.w2a.download(size, queue=32, **extra)
         if workload == "wa_upload":
             return self.w2a.upload(size, **extra)
         if workload == "aw_echo_seq":

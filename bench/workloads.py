@@ -30,14 +30,15 @@ class BridgeError(Exception):
 
 # ---------------------------------------------------------------- building the bridges
 
-def wrap_wsgi_app(impl, wsgi_app, asgi_native):
-    """The ASGI app that serves ``wsgi_app`` through ``impl`` (or ``asgi_native`` for "native")."""
+def wrap_wsgi_app(impl, wsgi_app, asgi_native, queue=10):
+    """The ASGI app that serves ``wsgi_app`` through ``impl`` (or ``asgi_native`` for "native");
+    ``queue`` is the bridges' ``send_queue_size`` (uvicorn's and asgiref's have none)."""
     if impl == "native":
         return asgi_native
     if impl in ("ours", "upstream"):
         import a2wsgi
         try:
-            return a2wsgi.WSGIMiddleware(wsgi_app, workers=10, send_queue_size=10)
+            return a2wsgi.WSGIMiddleware(wsgi_app, workers=10, send_queue_size=queue)
         except NotImplementedError:
             raise NotAvailable("not implemented") from None
     if impl == "uvicorn":
@@ -159,10 +160,10 @@ class W2A:
         self.cache = {}
         self.pool = None
 
-    def _app(self, key, wsgi_app, asgi_native):
-        app = self.cache.get(key)
+    def _app(self, key, wsgi_app, asgi_native, queue=10):
+        app = self.cache.get((key, queue))
         if app is None:
-            app = self.cache[key] = wrap_wsgi_app(self.impl, wsgi_app, asgi_native)
+            app = self.cache[key, queue] = wrap_wsgi_app(self.impl, wsgi_app, asgi_native, queue)
         return app
 
     def _floor_pool(self):
@@ -218,14 +219,15 @@ class W2A:
         self.loop.run_until_complete(run(per_task))
         return per_task * concurrency / (time.perf_counter() - start), "req/s"
 
-    def download(self, total, warmup=None, before=None):
+    def download(self, total, warmup=None, before=None, queue=10):
         """``total`` bytes in 64 KiB chunks from the app to the client: MiB/s.
 
         ``warmup`` bytes are streamed first (default: ``total``), then ``before()`` is called.
+        ``queue`` is the bridge's ``send_queue_size``.
         """
         if self.impl == "floor":
             raise NotAvailable("does not apply")
-        app = self._app("download", apps.wsgi_download, apps.asgi_download)
+        app = self._app("download", apps.wsgi_download, apps.asgi_download, queue)
 
         async def once(size):
             scope = apps.http_scope(method="GET", path="/app/download", headers=_GET_HEADERS,
