@@ -11,7 +11,9 @@ from libc.string cimport memcmp
 
 from urllib.parse import quote_from_bytes
 
-from a2wsgi._asgi_hot import _COMMON_NAMES as _PURE_COMMON_NAMES
+from a2wsgi._asgi_hot import (_CLASS_PHRASES as _PURE_CLASS_PHRASES, _COMMON_NAMES as _PURE_COMMON_NAMES,
+                              _HOP_BY_HOP as _PURE_HOP_BY_HOP, _PATH_SAFE as _PURE_PATH_SAFE,
+                              _STATUS_LINES as _PURE_STATUS_LINES)
 
 __all__ = (
     "build_headers",
@@ -21,34 +23,11 @@ __all__ = (
     "request_body_length",
 )
 
-cdef dict _PHRASES = {
-    100: "Continue", 101: "Switching Protocols", 102: "Processing", 103: "Early Hints",
-    200: "OK", 201: "Created", 202: "Accepted", 203: "Non-Authoritative Information",
-    204: "No Content", 205: "Reset Content", 206: "Partial Content", 207: "Multi-Status",
-    208: "Already Reported", 226: "IM Used",
-    300: "Multiple Choices", 301: "Moved Permanently", 302: "Found", 303: "See Other",
-    304: "Not Modified", 305: "Use Proxy", 307: "Temporary Redirect", 308: "Permanent Redirect",
-    400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden",
-    404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable",
-    407: "Proxy Authentication Required", 408: "Request Timeout", 409: "Conflict", 410: "Gone",
-    411: "Length Required", 412: "Precondition Failed", 413: "Content Too Large",
-    414: "URI Too Long", 415: "Unsupported Media Type", 416: "Range Not Satisfiable",
-    417: "Expectation Failed", 418: "I'm a Teapot", 421: "Misdirected Request",
-    422: "Unprocessable Content", 423: "Locked", 424: "Failed Dependency", 425: "Too Early",
-    426: "Upgrade Required", 428: "Precondition Required", 429: "Too Many Requests",
-    431: "Request Header Fields Too Large", 451: "Unavailable For Legal Reasons",
-    500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway",
-    503: "Service Unavailable", 504: "Gateway Timeout", 505: "HTTP Version Not Supported",
-    506: "Variant Also Negotiates", 507: "Insufficient Storage", 508: "Loop Detected",
-    510: "Not Extended", 511: "Network Authentication Required",
-}
-cdef tuple _CLASS_PHRASES = ("", "Informational", "Success", "Redirection", "Client Error", "Server Error")
-cdef dict _STATUS_LINES = {code: "%d %s" % (code, phrase) for code, phrase in _PHRASES.items()}
-cdef frozenset _HOP_BY_HOP = frozenset((
-    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
-    b"trailer", b"trailers", b"transfer-encoding", b"upgrade",
-))
-cdef str _PATH_SAFE = "/:@!$&'()*+,;="
+# The pure twin's tables, shared (never changed after import), so that the two cannot drift.
+cdef dict _STATUS_LINES = _PURE_STATUS_LINES
+cdef tuple _CLASS_PHRASES = _PURE_CLASS_PHRASES
+cdef frozenset _HOP_BY_HOP = _PURE_HOP_BY_HOP
+cdef str _PATH_SAFE = _PURE_PATH_SAFE
 
 
 def status_line(code):

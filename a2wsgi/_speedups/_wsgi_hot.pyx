@@ -9,7 +9,7 @@ from operator import index as _index
 
 # Unpacks what is not a 2-tuple (a list, a wrong length) with the interpreter's own error messages,
 # which Cython's unpacking words differently: the twins must raise the same.
-from a2wsgi._wsgi_hot import _pair
+from a2wsgi._wsgi_hot import _COMMON_KEYS as _PURE_COMMON_KEYS, _pair
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_Copy, PyDict_GetItemWithError, PyDict_SetDefault
@@ -83,17 +83,10 @@ cdef enum:
     _STACK_KEY = 128   # longer header names take the slow path
     _SLOTS = 256       # open-addressing table of the common names: a power of two, mostly empty
 
-# The header names most requests carry, as in the pure twin's _COMMON_KEYS. Their environ keys are
-# made once, interned, so that a request pays neither for building nor for hashing them.
-_COMMON_NAMES = (
-    b"host", b"user-agent", b"accept", b"accept-encoding", b"accept-language", b"connection",
-    b"cookie", b"content-type", b"content-length", b"referer", b"origin", b"cache-control",
-    b"pragma", b"authorization", b"if-none-match", b"if-modified-since", b"upgrade",
-    b"upgrade-insecure-requests", b"dnt", b"te", b"x-forwarded-for", b"x-forwarded-proto",
-    b"x-forwarded-host", b"x-real-ip", b"x-request-id", b"x-requested-with", b"sec-fetch-dest",
-    b"sec-fetch-mode", b"sec-fetch-site", b"sec-fetch-user", b"sec-ch-ua", b"sec-ch-ua-mobile",
-    b"sec-ch-ua-platform", b"priority", b"expect", b"range", b"if-range", b"forwarded", b"via",
-)
+# The header names most requests carry: the pure twin's, so that the two cannot drift. Their
+# environ keys are made once, interned, so that a request pays neither for building nor for
+# hashing them.
+_COMMON_NAMES = tuple(_PURE_COMMON_KEYS)
 
 cdef struct _Slot:
     Py_ssize_t length   # 0: an empty slot
