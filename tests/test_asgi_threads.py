@@ -8,12 +8,25 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from test_asgi_support import (HANG_GUARD, call, loop_threads, make_environ, middlewares,  # noqa: F401
                                pending_tasks, read_body, respond)
+
+
+def run_in_thread(loop):
+    """Run ``loop`` forever on a new thread; return the thread once the loop runs (the middleware
+    refuses a user loop that is not running yet)."""
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + HANG_GUARD
+    while not loop.is_running():
+        assert time.monotonic() < deadline, "the loop thread did not start"
+        time.sleep(0.001)
+    return thread
 
 
 async def mixed_app(scope, receive, send):
@@ -63,8 +76,7 @@ def test_many_wsgi_threads_share_one_middleware(middlewares):
 
 def test_user_loop_used_as_is(middlewares):
     loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
+    thread = run_in_thread(loop)
     seen = []
 
     async def app(scope, receive, send):
@@ -118,8 +130,7 @@ def test_one_hop_and_one_wakeup_per_small_request(middlewares, monkeypatch):
     import a2wsgi.asgi as mod
 
     loop = CountingLoop()
-    loop._runner = threading.Thread(target=loop.run_forever, daemon=True)
-    loop._runner.start()
+    loop._runner = run_in_thread(loop)
     monkeypatch.setattr(mod.queue, "SimpleQueue", CountingQueue)
 
     async def echo(scope, receive, send):
