@@ -404,11 +404,20 @@ cdef inline str _protocol(str version):
     return "HTTP/" + version
 
 
+cdef inline tuple _address(value):
+    """A scope's ``server`` or ``client`` as a (host, port) tuple: itself when it is one, else
+    unpacked by the pure twin's _pair (same errors as the interpreter's own unpacking)."""
+    if type(value) is tuple and PyTuple_GET_SIZE(value) == 2:
+        return <tuple>value
+    return _pair(value)
+
+
 def build_environ(scope, body, script_name=None):
     """Build the WSGI environ for an ASGI HTTP scope; see the pure twin for the rules."""
     cdef str prefix, path_info, scheme, version, method, path
     cdef Py_ssize_t plen
     cdef dict environ
+    cdef tuple address
     if script_name is None:
         script_name = _ENV_SCRIPT_NAME
     elif type(script_name) is not str:
@@ -449,11 +458,9 @@ def build_environ(scope, body, script_name=None):
 
     server = _get(scope, "server", None)
     if server:
-        if type(server) is tuple and PyTuple_GET_SIZE(server) == 2:
-            host = <object>PyTuple_GET_ITEM(server, 0)
-            port = <object>PyTuple_GET_ITEM(server, 1)
-        else:
-            host, port = _pair(server)
+        address = _address(server)
+        host = address[0]
+        port = address[1]
         environ["SERVER_NAME"] = _as_str(host)
         environ["SERVER_PORT"] = _as_str(port) if port is not None else _default_port(scheme)
     else:
@@ -461,11 +468,9 @@ def build_environ(scope, body, script_name=None):
         environ["SERVER_PORT"] = _default_port(scheme)
     client = _get(scope, "client", None)
     if client:
-        if type(client) is tuple and PyTuple_GET_SIZE(client) == 2:
-            host = <object>PyTuple_GET_ITEM(client, 0)
-            port = <object>PyTuple_GET_ITEM(client, 1)
-        else:
-            host, port = _pair(client)
+        address = _address(client)
+        host = address[0]
+        port = address[1]
         environ["REMOTE_ADDR"] = _as_str(host)
         environ["REMOTE_PORT"] = _as_str(port)
     else:
