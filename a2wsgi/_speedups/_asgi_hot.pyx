@@ -4,10 +4,11 @@
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.unicode cimport (PyUnicode_1BYTE_DATA, PyUnicode_1BYTE_KIND, PyUnicode_AsLatin1String,
                               PyUnicode_GET_LENGTH, PyUnicode_KIND)
-from cpython.dict cimport PyDict_Copy, PyDict_GetItemWithError
-from cpython.object cimport PyObject
+from cpython.dict cimport PyDict_Copy
 from cpython.tuple cimport PyTuple_GET_ITEM
 from libc.string cimport memcmp
+
+from a2wsgi._speedups._dicts cimport _get
 
 from urllib.parse import quote_from_bytes
 
@@ -296,17 +297,6 @@ cdef object _address(host, port):
     elif type(port) is int:
         return (host, port)
     return None
-
-
-cdef inline object _get(environ, str key, default):
-    """``environ.get(key, default)``, without a method call for a plain dict."""
-    cdef PyObject *found
-    if type(environ) is dict:
-        found = PyDict_GetItemWithError(environ, key)
-        if found == NULL:
-            return default
-        return <object>found
-    return environ.get(key, default)
 
 
 # Every scope starts as a copy of this one (a copy clones the key table: no insertions), then the

@@ -21,6 +21,8 @@ from cpython.unicode cimport (PyUnicode_1BYTE_DATA, PyUnicode_DecodeLatin1, PyUn
 from libc.stdint cimport uint64_t
 from libc.string cimport memchr, memcmp, memcpy
 
+from a2wsgi._speedups._dicts cimport _get
+
 cdef extern from *:
     """
     /* A dict with room for n items, so that building the environ does not resize it several
@@ -289,17 +291,6 @@ def translate_request_headers(headers):
     cdef dict environ = {}
     _translate_into(environ, headers)
     return environ
-
-
-cdef inline object _get(scope, str key, default):
-    """``scope.get(key, default)``, without a method call for a plain dict."""
-    cdef PyObject* found
-    if type(scope) is dict:
-        found = PyDict_GetItemWithError(scope, key)
-        if found == NULL:
-            return default
-        return <object>found
-    return scope.get(key, default)
 
 
 cdef inline object _item(scope, str key):
