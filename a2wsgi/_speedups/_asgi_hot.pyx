@@ -92,19 +92,17 @@ cdef extern from *:
 cdef enum:
     _SLOTS = 256  # open-addressing table of the common keys: a power of two, mostly empty
 
-# The environ keys of the headers most requests carry, and their ASGI names, made once: bytes are
-# immutable, so every scope can share them, and a request pays neither for building them nor for
-# lower-casing its keys one byte at a time. The keys are the pure twin's, so that the two cannot
-# drift.
-_COMMON_KEYS = tuple(_PURE_COMMON_NAMES)
-
 cdef struct _Slot:
     Py_ssize_t length   # 0: an empty slot
     const char* key     # the environ key's characters, held by _KEY_BYTES
     Py_ssize_t index    # of its header name in _COMMON_NAMES
 
-# Filled once by _fill_table() while the module initialises (under the import lock); only read
-# afterwards, so threads share them without locking.
+# _KEY_BYTES and _COMMON_NAMES: the environ keys of the headers most requests carry and their ASGI
+# names, from the pure twin's _COMMON_NAMES so that the two cannot drift. Bytes are immutable, so
+# every scope can share the names, and a request pays neither for building them nor for
+# lower-casing its keys one byte at a time. All three are filled once by _fill_table() while the
+# module initialises (under the import lock) and only read afterwards, so threads share them
+# without locking.
 cdef _Slot _TABLE[_SLOTS]
 cdef tuple _KEY_BYTES
 cdef tuple _COMMON_NAMES
@@ -125,9 +123,8 @@ cdef void _fill_table() except *:
     cdef Py_ssize_t i
     for i in range(_SLOTS):
         _TABLE[i].length = 0
-    _KEY_BYTES = tuple(key.encode("ascii") for key in _COMMON_KEYS)
-    _COMMON_NAMES = tuple((key[5:] if key.startswith("HTTP_") else key).lower().replace("_", "-")
-                          .encode("ascii") for key in _COMMON_KEYS)
+    _KEY_BYTES = tuple(key.encode("ascii") for key in _PURE_COMMON_NAMES)
+    _COMMON_NAMES = tuple(_PURE_COMMON_NAMES.values())
     for i in range(len(_KEY_BYTES)):
         raw = _KEY_BYTES[i]
         slot = _slot_of(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))
