@@ -115,39 +115,28 @@ cdef inline unsigned int _form_hash(const char* form, Py_ssize_t n) noexcept nog
             + <unsigned char>form[n >> 1]) * 131 + <unsigned char>form[n - 1]
 
 
+cdef void _insert(_Slot* table, bytes text, Py_ssize_t index):
+    """Put ``text`` (kept alive by a module tuple) into the first free slot from its hash on."""
+    cdef unsigned int slot = _slot_of(_form_hash(PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text)))
+    while table[slot].length != 0:
+        slot = (slot + 1) & (_SLOTS - 1)
+    table[slot].length = PyBytes_GET_SIZE(text)
+    table[slot].name = PyBytes_AS_STRING(text)
+    table[slot].index = index
+
+
 cdef void _fill_table() except *:
     global _COMMON_FORMS, _COMMON_KEYS
-    cdef list forms = [], keys = []
-    cdef bytes form
-    cdef unsigned int h, slot
-    cdef Py_ssize_t i, k
+    cdef Py_ssize_t i
     for i in range(_SLOTS):
         _TABLE[i].length = 0
         _RAW_TABLE[i].length = 0
-    for name in _COMMON_NAMES:
-        form = (<bytes>name).upper().replace(b"-", b"_")
-        key = form.decode("latin-1")
-        if key != "CONTENT_TYPE" and key != "CONTENT_LENGTH":
-            key = "HTTP_" + key
-        forms.append(form)
-        keys.append(sys.intern(key))
-    _COMMON_FORMS = tuple(forms)
-    _COMMON_KEYS = tuple(keys)
-    for i in range(len(_COMMON_FORMS)):
-        form = _COMMON_FORMS[i]
-        slot = _slot_of(_form_hash(PyBytes_AS_STRING(form), PyBytes_GET_SIZE(form)))
-        while _TABLE[slot].length != 0:
-            slot = (slot + 1) & (_SLOTS - 1)
-        _TABLE[slot].length = PyBytes_GET_SIZE(form)
-        _TABLE[slot].name = PyBytes_AS_STRING(form)
-        _TABLE[slot].index = i
-        form = _COMMON_NAMES[i]
-        slot = _slot_of(_form_hash(PyBytes_AS_STRING(form), PyBytes_GET_SIZE(form)))
-        while _RAW_TABLE[slot].length != 0:
-            slot = (slot + 1) & (_SLOTS - 1)
-        _RAW_TABLE[slot].length = PyBytes_GET_SIZE(form)
-        _RAW_TABLE[slot].name = PyBytes_AS_STRING(form)
-        _RAW_TABLE[slot].index = i
+    # the environ keys are the pure twin's, interned; the forms are the names as translated
+    _COMMON_KEYS = tuple(sys.intern(_PURE_COMMON_KEYS[name]) for name in _COMMON_NAMES)
+    _COMMON_FORMS = tuple((<bytes>name).upper().replace(b"-", b"_") for name in _COMMON_NAMES)
+    for i in range(len(_COMMON_NAMES)):
+        _insert(_TABLE, _COMMON_FORMS[i], i)
+        _insert(_RAW_TABLE, _COMMON_NAMES[i], i)
 
 
 _fill_table()
