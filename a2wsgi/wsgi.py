@@ -557,9 +557,13 @@ class _Exchange:
                     finished = self.finished
                     if batch:
                         self.out = []
-                    elif not finished:
-                        self.wake_pending = False
-                        waiter = self.waiter = loop.create_future()
+                    else:
+                        # Not the list itself: the worker may append to it as soon as the lock
+                        # is released, and it stays self.out, to be taken (and sent) next time.
+                        batch = None
+                        if not finished:
+                            self.wake_pending = False
+                            waiter = self.waiter = loop.create_future()
                 if not batch and not finished:
                     await waiter
                     self.sends = 0

@@ -3,6 +3,7 @@
 import asyncio
 import itertools
 import threading
+import time
 
 import pytest
 
@@ -88,6 +89,64 @@ def test_one_wake_up_per_batch(mw, impl):
     script = run(go())
     assert len(body_chunks(script)) == 200 and script.complete
     assert len(wakes) <= 200 // 2, len(wakes)
+
+
+class WideningLock:
+    """Stands in for an exchange's lock. Each time the loop thread leaves it having found nothing
+    handed over (it made a new waiter), it waits there until the worker hands a chunk: the window
+    in which a worker may append while the loop decides what to send, made wide on purpose."""
+
+    def __init__(self, exchange, loop_thread):
+        self._lock = threading.Lock()
+        self._exchange = exchange
+        self._loop_thread = loop_thread
+        self._waiter = None
+        self.widened = 0
+
+    def __enter__(self):
+        self._lock.acquire()
+        self._waiter = self._exchange.waiter
+
+    def __exit__(self, *exc):
+        exchange = self._exchange
+        widen = (threading.get_ident() == self._loop_thread and exchange.waiter is not self._waiter
+                 and exchange.handed and not exchange.finished)
+        self._lock.release()
+        if widen:
+            self.widened += 1
+            deadline = time.monotonic() + HANG_GUARD
+            while not exchange.out and not exchange.finished and time.monotonic() < deadline:
+                time.sleep(0.001)
+
+
+def test_chunks_handed_while_the_loop_looks_are_sent_once(mw, impl, monkeypatch):
+    """A chunk the worker hands over just after the loop found none is sent once, in order: the
+    loop must not keep the list it looked at (it is still the worker's), or it sends it twice."""
+    from a2wsgi import wsgi
+
+    locks = []
+    loop_thread = []
+    original_init = wsgi._Exchange.__init__
+
+    def init(self, *args):
+        original_init(self, *args)
+        self.lock = WideningLock(self, loop_thread[0])
+        locks.append(self.lock)
+
+    monkeypatch.setattr(wsgi._Exchange, "__init__", init)
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return (b"%03d;" % i for i in range(60))
+
+    async def go():
+        loop_thread.append(threading.get_ident())
+        return await call(mw(app, send_queue_size=10))
+
+    script = run(go())
+    assert locks[0].widened >= 1
+    assert script.body == b"".join(b"%03d;" % i for i in range(60))
+    assert script.complete
 
 
 def test_send_raising_stops_a_never_ending_generator(mw, impl):
