@@ -236,8 +236,8 @@ class _Exchange:
                 else:
                     read = False
                     if self._finished or (not until_finished and (self._out or self._ended)):
-                        chunks = self._out
-                        if chunks:
+                        if self._out:  # taken; never the list itself left for the app to append to
+                            chunks = self._out
                             self._out = []
                             self._out_bytes = 0
                         self._w_ended = self._ended
