@@ -1,0 +1,424 @@
+"""The hand-off between an asyncio event loop and one thread: a bounded stream of items, taken in
+batches, in either direction.
+
+Both middlewares move four streams across the loop/thread boundary (in each direction a response
+body and a request body); each is one ``Handoff``. One side produces (``put``, ``finish``), the
+other consumes (``poll``/``take``, ``release``, ``close``); one of the two runs on the loop, the
+other on a thread. The loop side waits on futures, any number of them at once; the thread side
+waits on a ``Signal``, which a thread waiting on two hand-offs shares between them.
+
+Invariants (each has a test in ``tests/test_handoff.py``):
+
+1. Every item put before ``close()`` is taken exactly once, in the order it was put.
+2. Items put and not yet released never exceed ``max_items``/``max_bytes``, except by the one
+   item whose ``put()`` crossed the limit: a producer that waits for ``has_room()`` before each
+   ``put()`` holds at most the limit plus that one.
+3. A side is woken only on a transition it waits for: ``put``/``finish`` wake a waiting consumer;
+   a ``release`` that makes room, ``want`` and ``close`` wake a waiting producer. The loop is
+   woken by at most one ``schedule`` call per transition: callbacks are coalesced while one is
+   pending.
+4. Waiting flags and the stream's state change under one lock, so a wake-up can be spurious but
+   is never lost: a side registers as waiting in the same critical section in which it found
+   nothing to do.
+5. ``finish`` and ``close`` are idempotent and terminal, and wake every waiter on both sides;
+   ``close`` after ``finish`` still closes (the consumer left before taking everything).
+6. Waits on the thread side take a deadline (a ``time.monotonic()`` instant), not a timeout.
+7. No code outside this module runs with the lock held.
+
+Each method belongs to one face and must be called from that face's side: the producer's
+(``put``, ``has_room``, ``room``/``wait_room``, ``finish``, ``wanted``, ``demand``/
+``wait_demand``) or the consumer's (``poll``, ``take``/``take_wait``, ``release``, ``want``,
+``close``).
+"""
+
+import enum
+import threading
+import time
+
+__all__ = ("Phase", "Batch", "Signal", "Handoff")
+
+_INFINITE = float("inf")
+
+#: Called as ``hook(handoff, point)`` at each point where the other side may run (right after the
+#: lock is released), when set. Tests use it to force an interleaving; it is None in production.
+hook = None
+
+
+class Phase(enum.Enum):
+    """Where a stream is: items may still come (``OPEN``), the producer ended it (``FINISHED``),
+    or the consumer left (``CLOSED``)."""
+
+    OPEN = "open"
+    FINISHED = "finished"
+    CLOSED = "closed"
+
+
+_OPEN = Phase.OPEN
+_FINISHED = Phase.FINISHED
+_CLOSED = Phase.CLOSED
+
+
+class Batch:
+    """What a consumer takes: ``items`` in put order with their total ``count`` and ``nbytes``
+    (as given to ``put``), the stream's ``phase`` when they were taken, and ``outcome``: the
+    value given to ``finish()`` (``FINISHED``; None means a clean end) or to ``close()``
+    (``CLOSED``). A ``FINISHED`` batch holds the last items; a ``CLOSED`` one holds none."""
+
+    __slots__ = ("items", "count", "nbytes", "phase", "outcome")
+
+    def __init__(self, items, count, nbytes, phase, outcome):
+        self.items = items
+        self.count = count
+        self.nbytes = nbytes
+        self.phase = phase
+        self.outcome = outcome
+
+    def __repr__(self):
+        return "Batch(%d items, %d bytes, %s, %r)" % (len(self.items), self.nbytes, self.phase.name,
+                                                    self.outcome)
+
+
+class Signal:
+    """Wakes the one thread that waits. A ``set()`` before ``wait()`` is kept as a permit, so
+    that a wake-up can be spurious but never lost. A lock used as a binary semaphore: cheaper
+    than ``threading.Event``, which allocates a lock per wait."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self):
+        try:
+            self._lock.release()
+        except RuntimeError:  # already set: one permit is enough
+            pass
+
+    def wait(self, deadline=None):
+        """Wait for ``set()``; False if ``deadline`` (a ``time.monotonic()`` instant) came first."""
+        if deadline is None:
+            return self._lock.acquire()
+        timeout = deadline - time.monotonic()
+        if timeout <= 0:
+            return self._lock.acquire(False)
+        return self._lock.acquire(True, timeout)
+
+
+def _resolve_all(futures):
+    for fut in futures:
+        if not fut.done():
+            fut.set_result(None)
+
+
+class Handoff:
+    """A bounded stream of items from a producer to a consumer, one of them on ``loop``.
+
+    ``loop_is`` says which side runs on the loop: ``"producer"`` or ``"consumer"``. The thread
+    side waits on ``signal`` (a new ``Signal`` unless one is shared). ``schedule(callback)`` runs
+    a callback on the loop from the thread side: ``loop.call_soon_threadsafe`` unless given (a
+    thread that drives the loop itself passes ``loop.call_soon``).
+    """
+
+    __slots__ = (
+        "_loop", "_loop_produces", "_max_items", "_max_bytes", "signal", "_schedule", "_lock",
+        "_items", "_count", "_nbytes", "held_items", "held_bytes", "phase", "_outcome",
+        "_wanted", "_thread_waiting", "_loop_waiters", "_loop_wake_pending",
+    )
+
+    def __init__(self, loop, loop_is, max_items=None, max_bytes=None, signal=None, schedule=None):
+        if loop_is not in ("producer", "consumer"):
+            raise ValueError("loop_is must be 'producer' or 'consumer', got %r" % (loop_is,))
+        self._loop = loop
+        self._loop_produces = loop_is == "producer"
+        self._max_items = _INFINITE if max_items is None else max_items
+        self._max_bytes = _INFINITE if max_bytes is None else max_bytes
+        self.signal = Signal() if signal is None else signal
+        self._schedule = loop.call_soon_threadsafe if schedule is None else schedule
+        self._lock = threading.Lock()
+        self._items = []          # put and not yet taken
+        self._count = 0           # their count and bytes, as given to put()
+        self._nbytes = 0
+        self.held_items = 0       # put and not yet released
+        self.held_bytes = 0
+        self.phase = _OPEN
+        self._outcome = None
+        self._wanted = False      # the consumer asked for more (pull mode)
+        self._thread_waiting = False
+        self._loop_waiters = []   # futures of loop-side waits
+        self._loop_wake_pending = False
+
+    def __repr__(self):
+        return "<Handoff %s, %d items / %d bytes held, loop %s>" % (
+            self.phase.name, self.held_items, self.held_bytes,
+            "produces" if self._loop_produces else "consumes")
+
+    # ---- waking the other side ------------------------------------------------------------------
+    # Each ``_wake_*_locked`` runs with the lock held and says whether the caller must act after
+    # releasing it: ``signal.set()`` for the thread, ``schedule(_wake_loop)`` for the loop.
+
+    def _wake_thread_locked(self):
+        if self._thread_waiting:
+            self._thread_waiting = False
+            return True
+        return False
+
+    def _wake_loop_locked(self):
+        if self._loop_waiters and not self._loop_wake_pending:
+            self._loop_wake_pending = True
+            return True
+        return False
+
+    def _wake_loop(self):
+        """On the loop: resolve every loop-side waiter (each re-checks what it waits for)."""
+        with self._lock:
+            waiters = self._loop_waiters
+            self._loop_waiters = []
+            self._loop_wake_pending = False
+        _resolve_all(waiters)
+
+    def _schedule_loop_wake(self):
+        try:
+            self._schedule(self._wake_loop)
+        except RuntimeError:  # the loop is closed: nobody waits on it any more
+            pass
+
+    async def _loop_wait(self, ready):
+        """On the loop: wait until ``ready()`` (called with the lock held) is true."""
+        lock = self._lock
+        while True:
+            with lock:
+                if ready():
+                    return
+                fut = self._loop.create_future()
+                self._loop_waiters.append(fut)
+            try:
+                await fut
+            except BaseException:
+                with lock:
+                    if fut in self._loop_waiters:
+                        self._loop_waiters.remove(fut)
+                raise
+
+    def _thread_wait(self, ready, deadline):
+        """On the thread: wait until ``ready()`` (called with the lock held) is true; False if
+        ``deadline`` came first."""
+        lock = self._lock
+        while True:
+            with lock:
+                if ready():
+                    self._thread_waiting = False
+                    return True
+                self._thread_waiting = True
+            if hook is not None:
+                hook(self, "thread-wait")
+            if not self.signal.wait(deadline):
+                with lock:
+                    if ready():
+                        self._thread_waiting = False
+                        return True
+                    self._thread_waiting = False
+                return False
+
+    # ---- producer face -------------------------------------------------------------------------
+
+    def put(self, item, nbytes=0, count=1):
+        """Append ``item`` (never blocks). False, and the item is dropped, once the consumer
+        closed the stream. A put after ``finish()`` is a bug of the caller."""
+        with self._lock:
+            phase = self.phase
+            if phase is not _OPEN:
+                if phase is _CLOSED:
+                    return False
+                raise RuntimeError("Handoff.put() after finish()")
+            self._items.append(item)
+            self._count += count
+            self._nbytes += nbytes
+            self.held_items += count
+            self.held_bytes += nbytes
+            if self._loop_produces:
+                wake = self._wake_thread_locked()
+            else:
+                wake = self._wake_loop_locked()
+        if hook is not None:
+            hook(self, "put")
+        if wake:
+            if self._loop_produces:
+                self.signal.set()
+            else:
+                self._schedule_loop_wake()
+        return True
+
+    def _room_locked(self):
+        return self.phase is not _OPEN or (
+            self.held_items < self._max_items and self.held_bytes < self._max_bytes)
+
+    def has_room(self):
+        """True while the items held are below both limits, or once the stream is not open."""
+        with self._lock:
+            return self._room_locked()
+
+    async def room(self):
+        """Loop producer: wait until ``has_room()``."""
+        await self._loop_wait(self._room_locked)
+
+    def wait_room(self, deadline=None):
+        """Thread producer: wait until ``has_room()``; False if ``deadline`` came first."""
+        return self._thread_wait(self._room_locked, deadline)
+
+    def finish(self, outcome=None):
+        """End the stream: the items put so far are the last. ``outcome`` (None for a clean end)
+        reaches the consumer with the last batch. Only the first call counts."""
+        with self._lock:
+            if self.phase is not _OPEN:
+                return
+            self.phase = _FINISHED
+            self._outcome = outcome
+            wake_thread = self._wake_thread_locked()
+            if self._loop_produces:
+                waiters = self._loop_waiters
+                self._loop_waiters = []
+                wake_loop = False
+            else:
+                waiters = ()
+                wake_loop = self._wake_loop_locked()
+        if hook is not None:
+            hook(self, "finish")
+        if wake_thread:
+            self.signal.set()
+        if wake_loop:
+            self._schedule_loop_wake()
+        _resolve_all(waiters)
+
+    def _wanted_locked(self):
+        return self._wanted or self.phase is _CLOSED
+
+    def wanted(self):
+        """Pull mode: whether the consumer asked for more since the last call (the request is
+        cleared). When not, a thread producer is registered, so that the next ``want()`` or
+        ``close()`` sets its signal."""
+        with self._lock:
+            if self._wanted:
+                self._wanted = False
+                return True
+            if not self._loop_produces:
+                self._thread_waiting = True
+            return False
+
+    async def demand(self):
+        """Loop producer: wait until the consumer asks for more, or leaves."""
+        await self._loop_wait(self._wanted_locked)
+
+    def wait_demand(self, deadline=None):
+        """Thread producer: wait until the consumer asks for more, or leaves; False if
+        ``deadline`` came first."""
+        return self._thread_wait(self._wanted_locked, deadline)
+
+    # ---- consumer face -------------------------------------------------------------------------
+
+    def _take_locked(self):
+        items = self._items
+        if items:
+            self._items = []
+            batch = Batch(items, self._count, self._nbytes, self.phase, self._outcome)
+            self._count = self._nbytes = 0
+            return batch
+        if self.phase is not _OPEN:
+            return Batch([], 0, 0, self.phase, self._outcome)
+        return None
+
+    def poll(self):
+        """Take what is there without waiting: a ``Batch``, or None while nothing new came and
+        the stream is open. When None, a thread consumer is registered, so that the next
+        ``put()`` or ``finish()`` sets its signal."""
+        with self._lock:
+            batch = self._take_locked()
+            if batch is None and self._loop_produces:
+                self._thread_waiting = True
+            return batch
+
+    def _ready_locked(self):
+        return bool(self._items) or self.phase is not _OPEN
+
+    async def take(self):
+        """Loop consumer: wait for items, the end, or ``close()``, and take them."""
+        while True:
+            with self._lock:
+                batch = self._take_locked()
+                if batch is not None:
+                    return batch
+            await self._loop_wait(self._ready_locked)
+
+    def take_wait(self, deadline=None):
+        """Thread consumer: wait for items, the end, or ``close()``, and take them; None if
+        ``deadline`` came first."""
+        while True:
+            batch = self.poll()
+            if batch is not None:
+                return batch
+            if hook is not None:
+                hook(self, "thread-wait")
+            if not self.signal.wait(deadline):
+                with self._lock:
+                    self._thread_waiting = False
+                    return self._take_locked()
+
+    def release(self, count, nbytes=0):
+        """Give back the credit of items that were delivered (sent or yielded), not merely
+        taken. Wakes a producer waiting for room when this makes room."""
+        with self._lock:
+            full = not self._room_locked()
+            self.held_items -= count
+            self.held_bytes -= nbytes
+            wake = full and self._room_locked() and self._wake_producer_locked()
+        if wake:
+            self._wake_producer()
+
+    def want(self):
+        """Pull mode: ask the producer for more. Wakes a producer waiting for demand."""
+        with self._lock:
+            if self._wanted:
+                return
+            self._wanted = True
+            wake = self._wake_producer_locked()
+        if hook is not None:
+            hook(self, "want")
+        if wake:
+            self._wake_producer()
+
+    def close(self, reason=None):
+        """The consumer leaves: items not taken are dropped, ``put()`` returns False from now
+        on, and every waiter on both sides is woken. Only the first call counts."""
+        with self._lock:
+            if self.phase is _CLOSED:
+                return
+            self.phase = _CLOSED
+            self._outcome = reason
+            self._items = []
+            self._count = self._nbytes = 0
+            wake_thread = self._wake_thread_locked()
+            if self._loop_produces:
+                waiters = ()
+                wake_loop = self._wake_loop_locked()
+            else:
+                waiters = self._loop_waiters
+                self._loop_waiters = []
+                wake_loop = False
+        if hook is not None:
+            hook(self, "close")
+        if wake_thread:
+            self.signal.set()
+        if wake_loop:
+            self._schedule_loop_wake()
+        _resolve_all(waiters)
+
+    def _wake_producer_locked(self):
+        if self._loop_produces:
+            return self._wake_loop_locked()
+        return self._wake_thread_locked()
+
+    def _wake_producer(self):
+        if self._loop_produces:
+            self._schedule_loop_wake()
+        else:
+            self.signal.set()
