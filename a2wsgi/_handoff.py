@@ -14,7 +14,8 @@ Invariants (each has a test in ``tests/test_handoff.py``):
    item whose ``put()`` crossed the limit: a producer that waits for ``has_room()`` before each
    ``put()`` holds at most the limit plus that one.
 3. A side is woken only on a transition it waits for: ``put``/``finish`` wake a waiting consumer;
-   a ``release`` that makes room, ``want`` and ``close`` wake a waiting producer. The loop is
+   a ``release`` that brings the held items down to half the limits (the low-water mark, so that
+   the producer works while the consumer drains), ``want`` and ``close`` wake a waiting producer. The loop is
    woken by at most one ``schedule`` call per transition: callbacks are coalesced while one is
    pending.
 4. Waiting flags and the stream's state change under one lock, so a wake-up can be spurious but
@@ -121,7 +122,7 @@ class Handoff:
     """
 
     __slots__ = (
-        "_loop", "_loop_produces", "_max_items", "_max_bytes", "signal", "_schedule", "_lock",
+        "_loop", "_loop_produces", "_max_items", "_max_bytes", "_low_items", "_low_bytes", "signal", "_schedule", "_lock",
         "_items", "_count", "_nbytes", "held_items", "held_bytes", "phase", "_outcome",
         "_wanted", "_thread_waiting", "_loop_waiters", "_loop_wake_pending",
     )
@@ -133,6 +134,8 @@ class Handoff:
         self._loop_produces = loop_is == "producer"
         self._max_items = _INFINITE if max_items is None else max_items
         self._max_bytes = _INFINITE if max_bytes is None else max_bytes
+        self._low_items = _INFINITE if max_items is None else max_items // 2
+        self._low_bytes = _INFINITE if max_bytes is None else max_bytes // 2
         self.signal = Signal() if signal is None else signal
         self._schedule = loop.call_soon_threadsafe if schedule is None else schedule
         self._lock = threading.Lock()
@@ -363,14 +366,18 @@ class Handoff:
                     self._thread_waiting = False
                     return self._take_locked()
 
+    def _drained_locked(self):
+        return self.held_items <= self._low_items and self.held_bytes <= self._low_bytes
+
     def release(self, count, nbytes=0):
         """Give back the credit of items that were delivered (sent or yielded), not merely
-        taken. Wakes a producer waiting for room when this makes room."""
+        taken. Wakes a producer waiting for room when this brings the held items down to the
+        low-water mark (half the limits)."""
         with self._lock:
-            full = not self._room_locked()
+            drained = self._drained_locked()
             self.held_items -= count
             self.held_bytes -= nbytes
-            wake = full and self._room_locked() and self._wake_producer_locked()
+            wake = not drained and self._drained_locked() and self._wake_producer_locked()
         if wake:
             self._wake_producer()
 
