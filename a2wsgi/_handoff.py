@@ -291,14 +291,15 @@ class Handoff:
         _resolve_all(waiters)
 
     def _wanted_locked(self):
-        return self._wanted or self.phase is _CLOSED
+        return self._wanted or self.phase is not _OPEN
 
     def wanted(self):
         """Pull mode: whether the consumer asked for more since the last call (the request is
-        cleared). When not, a thread producer is registered, so that the next ``want()`` or
-        ``close()`` sets its signal."""
+        cleared), or the stream is no longer open (a producer then learns from ``put()`` that
+        the consumer left). When not, a thread producer is registered, so that the next
+        ``want()`` or ``close()`` sets its signal."""
         with self._lock:
-            if self._wanted:
+            if self._wanted or self.phase is not _OPEN:
                 self._wanted = False
                 return True
             if not self._loop_produces:
@@ -306,12 +307,13 @@ class Handoff:
             return False
 
     async def demand(self):
-        """Loop producer: wait until the consumer asks for more, or leaves."""
+        """Loop producer: wait until the consumer asks for more, or the stream is no longer open
+        (the consumer left, or another producer task finished it)."""
         await self._loop_wait(self._wanted_locked)
 
     def wait_demand(self, deadline=None):
-        """Thread producer: wait until the consumer asks for more, or leaves; False if
-        ``deadline`` came first."""
+        """Thread producer: wait until the consumer asks for more or the stream is no longer
+        open; False if ``deadline`` came first."""
         return self._thread_wait(self._wanted_locked, deadline)
 
     # ---- consumer face -------------------------------------------------------------------------
