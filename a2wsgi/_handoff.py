@@ -39,8 +39,10 @@ __all__ = ("Phase", "Batch", "Signal", "Handoff")
 
 _INFINITE = float("inf")
 
-#: Called as ``hook(handoff, point)`` at each point where the other side may run (right after the
-#: lock is released), when set. Tests use it to force an interleaving; it is None in production.
+#: Called as ``hook(handoff, point)`` at each point where the other side may run, when set: right
+#: after the lock is released by ``put``, ``finish``, ``release``, ``want`` and ``close`` (point
+#: named after the method), and right before a thread waits on its signal (``"thread-wait"``).
+#: Tests use it to force an interleaving; it is None in production.
 hook = None
 
 
@@ -373,6 +375,8 @@ class Handoff:
             self.held_items -= count
             self.held_bytes -= nbytes
             wake = full and self._room_locked() and self._wake_producer_locked()
+        if hook is not None:
+            hook(self, "release")
         if wake:
             self._wake_producer()
 
