@@ -107,6 +107,12 @@ class Signal:
         return self._lock.acquire(True, timeout)
 
 
+def _passed(deadline):
+    """Whether ``deadline`` passed: checked after each wake-up, since a signal that keeps being
+    set (spuriously, by a hand-off sharing it) would otherwise keep a wait going past it."""
+    return deadline is not None and time.monotonic() >= deadline
+
+
 def _resolve_all(futures):
     for fut in futures:
         if not fut.done():
@@ -214,13 +220,10 @@ class Handoff:
                 self._thread_waiting = True
             if hook is not None:
                 hook(self, "thread-wait")
-            if not self.signal.wait(deadline):
+            if not self.signal.wait(deadline) or _passed(deadline):
                 with lock:
-                    if ready():
-                        self._thread_waiting = False
-                        return True
                     self._thread_waiting = False
-                return False
+                    return ready()
 
     # ---- producer face -------------------------------------------------------------------------
 
@@ -362,7 +365,7 @@ class Handoff:
                 return batch
             if hook is not None:
                 hook(self, "thread-wait")
-            if not self.signal.wait(deadline):
+            if not self.signal.wait(deadline) or _passed(deadline):
                 with self._lock:
                     self._thread_waiting = False
                     return self._take_locked()

@@ -584,6 +584,28 @@ def test_close_after_finish_drops_what_was_not_taken(loop, loop_is):
 # ---- 6. deadlines, not timeouts that restart ---------------------------------------------------
 
 @pytest.mark.parametrize("which", ["take_wait", "wait_room", "wait_demand"])
+def test_spurious_wake_ups_do_not_extend_a_deadline(loop, monkeypatch, which):
+    if which == "take_wait":
+        h = Handoff(loop, "producer")
+    else:
+        h = Handoff(loop, "consumer", max_items=1)
+        h.put("a")
+        h.poll()
+    wake_ups = []
+
+    def spurious(handoff, point):
+        if point == "thread-wait":
+            wake_ups.append(point)
+            handoff.signal.set()   # as another hand-off sharing the signal would
+
+    monkeypatch.setattr(_handoff, "hook", spurious)
+    deadline = time.monotonic() + 0.05
+    result = in_thread(getattr(h, which), deadline).result(HANG)
+    assert result in (None, False) and time.monotonic() >= deadline
+    assert len(wake_ups) > 1
+
+
+@pytest.mark.parametrize("which", ["take_wait", "wait_room", "wait_demand"])
 def test_a_passed_deadline_returns_at_once_and_unregisters(loop, which):
     if which == "take_wait":
         h = Handoff(loop, "producer")
