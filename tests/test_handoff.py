@@ -689,3 +689,264 @@ def test_hook_schedule_and_signal_run_without_the_lock(loop, monkeypatch, loop_i
     spin(loop)
     assert waiter.done()
     assert points >= {"put", "release", "want", "finish", "close"}
+
+
+# ---- pull mode: want() / wanted() / demand() / wait_demand() -----------------------------------
+
+def test_wanted_clears_the_request_and_registers_the_thread_producer(loop):
+    h = Handoff(loop, "consumer")
+    assert h.wanted() is False                 # registered
+    h.want()
+    h.want()                                   # asked already: no second wake-up
+    assert h.signal.wait(time.monotonic()) is True
+    assert h.signal.wait(time.monotonic()) is False
+    assert h.wanted() is True
+    assert h.wanted() is False
+    h.want()
+    assert h.wait_demand(time.monotonic()) is True
+    assert h.wait_demand(time.monotonic()) is True, "wait_demand() does not clear the request"
+    assert h.wanted() is True
+
+
+def test_demand_wakes_every_loop_producer_task_and_does_not_clear(loop):
+    schedule = CountingSchedule(loop)
+    h = Handoff(loop, "producer", schedule=schedule)
+    waiters = [loop.create_task(h.demand()) for _ in range(2)]
+    spin(loop)
+    in_thread(h.want).result(HANG)
+    run(loop, asyncio.gather(*waiters))
+    assert schedule.calls == 1
+    assert h.wanted() is True and h.wanted() is False
+
+
+@pytest.mark.parametrize("loop_is", ["producer", "consumer"])
+def test_pull_mode_produces_one_chunk_per_request(loop, loop_is):
+    """The consumer asks (want) before each take; the producer puts one chunk per request."""
+    chunks = [b"%d" % i for i in range(50)]
+    h = Handoff(loop, loop_is, max_items=1)
+    got = []
+
+    async def loop_producer():
+        for chunk in chunks:
+            await h.demand()
+            assert h.wanted()
+            h.put(chunk, len(chunk))
+        await h.demand()
+        h.finish()
+
+    def thread_consumer():
+        while True:
+            h.want()
+            batch = h.take_wait(soon())
+            assert batch is not None and len(batch.items) <= 1
+            got.extend(batch.items)
+            h.release(batch.count, batch.nbytes)
+            if batch.phase is Phase.FINISHED:
+                return
+
+    def thread_producer():
+        for chunk in chunks:
+            while not h.wanted():
+                assert h.signal.wait(soon())
+            h.put(chunk, len(chunk))
+        while not h.wanted():
+            assert h.signal.wait(soon())
+        h.finish()
+
+    async def loop_consumer():
+        while True:
+            h.want()
+            batch = await h.take()
+            assert len(batch.items) <= 1
+            got.extend(batch.items)
+            h.release(batch.count, batch.nbytes)
+            if batch.phase is Phase.FINISHED:
+                return
+
+    if loop_is == "producer":
+        thread = in_thread(thread_consumer)
+        run(loop, loop_producer())
+    else:
+        thread = in_thread(thread_producer)
+        run(loop, loop_consumer())
+    thread.result(HANG)
+    assert got == chunks
+
+
+# ---- a thread that waits on two hand-offs shares one Signal ------------------------------------
+
+def _two_handoffs(loop):
+    """The A->W shape: the thread consumes the response and produces the request body."""
+    signal = Signal()
+    response = Handoff(loop, "producer", max_items=2, signal=signal)
+    request = Handoff(loop, "consumer", max_items=2, signal=signal)
+    return signal, response, request
+
+
+@pytest.mark.parametrize("event", ["response put", "response finish", "request want",
+                                   "request close", "both"])
+def test_shared_signal_wakes_the_thread_for_either_hand_off(loop, event):
+    signal, response, request = _two_handoffs(loop)
+    assert response.poll() is None and request.wanted() is False   # both registered
+    if event in ("response put", "both"):
+        response.put(b"r")
+    if event == "response finish":
+        response.finish()
+    if event in ("request want", "both"):
+        request.want()
+    if event == "request close":
+        request.close()
+    assert signal.wait(soon()) is True
+    assert (response.poll() is not None) == event.startswith("response") or event == "both"
+    assert request.wanted() == event.startswith("request") or event == "both"
+
+
+def test_shared_signal_wake_up_for_one_hand_off_does_not_hide_the_other(loop, gates):
+    """The thread is woken for the response and, before it polls again, the request is wanted:
+    the next round sees the request without a second wake-up."""
+    signal, response, request = _two_handoffs(loop)
+    assert response.poll() is None and request.wanted() is False
+    response.put(b"r")
+    assert signal.wait(soon()) is True
+    request.want()                          # the request's flag was still set: a permit
+    assert response.poll().items == [b"r"]
+    assert request.wanted() is True
+    assert response.poll() is None and request.wanted() is False
+    assert signal.wait(time.monotonic()) is True   # spurious (the want's permit), never lost
+    assert signal.wait(time.monotonic()) is False
+
+
+def _shared_signal_round(loop, n):
+    signal, response, request = _two_handoffs(loop)
+    body = list(range(n))
+    sent = []
+
+    def thread():
+        received, produced = [], iter(body)
+        finished = False
+        while True:
+            batch = response.poll()
+            if batch is not None:
+                received.extend(batch.items)
+                response.release(batch.count)
+                if batch.phase is not Phase.OPEN:
+                    return received
+            if not finished and request.wanted():
+                chunk = next(produced, None)
+                if chunk is None:
+                    request.finish()
+                    finished = True
+                else:
+                    request.put(chunk)
+                continue
+            assert signal.wait(soon()), "the thread missed a wake-up"
+
+    async def app():
+        got = []
+        while True:
+            request.want()
+            batch = await request.take()
+            got.extend(batch.items)
+            request.release(batch.count)
+            for item in batch.items:
+                await response.room()
+                response.put(item)
+                sent.append(item)
+            if batch.phase is Phase.FINISHED:
+                break
+        response.finish()
+        return got
+
+    worker = in_thread(thread)
+    got = run(loop, app())
+    assert got == body and worker.result(HANG) == sent == body
+
+
+def test_a_thread_sharing_one_signal_between_two_hand_offs_never_misses_a_wake_up(loop):
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(100):
+            _shared_signal_round(loop, 10)
+    finally:
+        sys.setswitchinterval(previous)
+
+
+# ---- stress: both directions, two loop tasks, tiny switch interval (hang guards only) ----------
+
+def _stress_loop_produces(loop, tasks, per_task, max_items):
+    h = Handoff(loop, "producer", max_items=max_items)
+    got = []
+
+    def consumer():
+        while True:
+            batch = h.take_wait(soon())
+            assert batch is not None, "the consumer thread missed a wake-up"
+            assert h.held_items <= max_items
+            got.extend(batch.items)
+            h.release(batch.count, batch.nbytes)
+            if batch.phase is Phase.FINISHED:
+                return
+
+    async def producer(tag):
+        for i in range(per_task):
+            await h.room()
+            h.put((tag, i), 1)
+            assert h.held_items <= max_items
+
+    async def main():
+        await asyncio.gather(*(producer(t) for t in range(tasks)))
+        h.finish()
+
+    thread = in_thread(consumer)
+    run(loop, main())
+    thread.result(HANG)
+    return got
+
+
+def _stress_loop_consumes(loop, tasks, per_task, max_items):
+    h = Handoff(loop, "consumer", max_items=max_items)
+    got = []
+
+    def producer():
+        for i in range(tasks * per_task):
+            if not h.has_room():
+                assert h.wait_room(soon()), "the producer thread missed a wake-up"
+            h.put((0, i), 1)
+            assert h.held_items <= max_items
+        h.finish()
+
+    async def consumer():
+        while True:
+            batch = await h.take()
+            got.extend(batch.items)       # in take order: no await between take and here
+            await asyncio.sleep(0)        # delivered later than taken
+            h.release(batch.count, batch.nbytes)
+            if batch.phase is not Phase.OPEN:
+                return
+
+    async def main():
+        await asyncio.gather(*(consumer() for _ in range(tasks)))
+
+    thread = in_thread(producer)
+    run(loop, main())
+    thread.result(HANG)
+    return got
+
+
+@pytest.mark.parametrize("loop_is", ["producer", "consumer"])
+def test_stress_every_item_once_in_order_within_the_limit(loop, loop_is):
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(300):
+            if loop_is == "producer":
+                got = _stress_loop_produces(loop, 2, 10, 3)
+            else:
+                got = _stress_loop_consumes(loop, 2, 10, 3)
+            for tag in (0, 1):
+                mine = [i for t, i in got if t == tag]
+                assert mine == sorted(mine)
+            assert sorted(got) == sorted(set(got)) and len(got) == 20
+    finally:
+        sys.setswitchinterval(previous)
