@@ -40,8 +40,10 @@ __all__ = ("Phase", "Batch", "Signal", "Handoff")
 
 _INFINITE = float("inf")
 
-#: Called as ``hook(handoff, point)`` at each point where the other side may run (right after the
-#: lock is released), when set. Tests use it to force an interleaving; it is None in production.
+#: Called as ``hook(handoff, point)`` at each point where the other side may run, when set: right
+#: after the lock is released by ``put``, ``finish``, ``release``, ``want`` and ``close`` (point
+#: named after the method), and right before a thread waits on its signal (``"thread-wait"``).
+#: Tests use it to force an interleaving; it is None in production.
 hook = None
 
 
@@ -104,6 +106,12 @@ class Signal:
         if timeout <= 0:
             return self._lock.acquire(False)
         return self._lock.acquire(True, timeout)
+
+
+def _passed(deadline):
+    """Whether ``deadline`` passed: checked after each wake-up, since a signal that keeps being
+    set (spuriously, by a hand-off sharing it) would otherwise keep a wait going past it."""
+    return deadline is not None and time.monotonic() >= deadline
 
 
 def _resolve_all(futures):
@@ -215,13 +223,10 @@ class Handoff:
                 self._thread_waiting = True
             if hook is not None:
                 hook(self, "thread-wait")
-            if not self.signal.wait(deadline):
+            if not self.signal.wait(deadline) or _passed(deadline):
                 with lock:
-                    if ready():
-                        self._thread_waiting = False
-                        return True
                     self._thread_waiting = False
-                return False
+                    return ready()
 
     # ---- producer face -------------------------------------------------------------------------
 
@@ -294,14 +299,15 @@ class Handoff:
         _resolve_all(waiters)
 
     def _wanted_locked(self):
-        return self._wanted or self.phase is _CLOSED
+        return self._wanted or self.phase is not _OPEN
 
     def wanted(self):
         """Pull mode: whether the consumer asked for more since the last call (the request is
-        cleared). When not, a thread producer is registered, so that the next ``want()`` or
-        ``close()`` sets its signal."""
+        cleared), or the stream is no longer open (a producer then learns from ``put()`` that
+        the consumer left). When not, a thread producer is registered, so that the next
+        ``want()`` or ``close()`` sets its signal."""
         with self._lock:
-            if self._wanted:
+            if self._wanted or self.phase is not _OPEN:
                 self._wanted = False
                 return True
             if not self._loop_produces:
@@ -309,12 +315,13 @@ class Handoff:
             return False
 
     async def demand(self):
-        """Loop producer: wait until the consumer asks for more, or leaves."""
+        """Loop producer: wait until the consumer asks for more, or the stream is no longer open
+        (the consumer left, or another producer task finished it)."""
         await self._loop_wait(self._wanted_locked)
 
     def wait_demand(self, deadline=None):
-        """Thread producer: wait until the consumer asks for more, or leaves; False if
-        ``deadline`` came first."""
+        """Thread producer: wait until the consumer asks for more or the stream is no longer
+        open; False if ``deadline`` came first."""
         return self._thread_wait(self._wanted_locked, deadline)
 
     # ---- consumer face -------------------------------------------------------------------------
@@ -361,7 +368,7 @@ class Handoff:
                 return batch
             if hook is not None:
                 hook(self, "thread-wait")
-            if not self.signal.wait(deadline):
+            if not self.signal.wait(deadline) or _passed(deadline):
                 with self._lock:
                     self._thread_waiting = False
                     return self._take_locked()
@@ -378,6 +385,8 @@ class Handoff:
             self.held_items -= count
             self.held_bytes -= nbytes
             wake = not drained and self._drained_locked() and self._wake_producer_locked()
+        if hook is not None:
+            hook(self, "release")
         if wake:
             self._wake_producer()
 
