@@ -515,6 +515,9 @@ def _unit_of(w):
     return "MiB/s"
 
 
+SERVER_NAMES = {"srv_uvicorn": "uvicorn", "srv_gunicorn": "gunicorn gthread", "srv_gunicorn_sync": "gunicorn sync"}
+
+
 def server_table(results):
     lines = ["**Real servers on 127.0.0.1** (req/s ↑; ratio to the native app on the same server, in the same "
              "run; ratio to ours-compiled)", "",
@@ -530,10 +533,10 @@ def server_table(results):
                 continue
             value = results.median(w.key, label)
             if value is None:
-                lines.append("| %s | %s | %s | — | — |" % (w.key[4:], label, cell_text(results, w.key, label)))
+                lines.append("| %s | %s | %s | — | — |" % (SERVER_NAMES[w.key], label, cell_text(results, w.key, label)))
                 continue
             lines.append("| %s | %s | %.0f | %s | %s |" % (
-                w.key[4:], label, value, "%.2f" % (value / native) if native else "—",
+                SERVER_NAMES[w.key], label, value, "%.2f" % (value / native) if native else "—",
                 "%.2f" % (value / ref) if ref else "—"))
     return "\n".join(lines)
 
@@ -818,6 +821,11 @@ def main(argv=None):
         "Cells: median (ratio to ours-compiled). ↓ lower is better, ↑ higher is better.",
         "",
     ]
+    for label in ("ours-compiled", "ours-inline"):
+        if (workers.get(label) or {}).get("speedups") is False:
+            report[-1:-1] = ["**Warning: %s ran WITHOUT the compiled speedups** (not built? `python setup.py "
+                             "build_ext --inplace`): its figures are the pure implementation's." % label]
+            log("WARNING: %s ran without the compiled speedups" % label)
     for group, title in (("wa", "W→A in-process"), ("aw", "A→W in-process"), ("hot", "Hot paths"),
                          ("rss", "Peak RSS growth (VmHWM, fresh process per figure)")):
         text = table(results, [w for w in selected if w.group == group], ALL_LABELS, title, args.quick)
