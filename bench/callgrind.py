@@ -56,11 +56,13 @@ def _count(label, func, calls, python, outdir):
     return int(found[-1])
 
 
-def measure(calls=2000, base=200, impls=IMPLS, funcs=FUNCS + REQUESTS, python=sys.executable, log=print):
+def measure(calls=2000, base=200, impls=IMPLS, funcs=FUNCS + REQUESTS, python=sys.executable, log=print,
+            request_impls=REQUEST_IMPLS):
     """``{func: {label: instructions per call or None}}``; whole requests are counted over a tenth of
-    ``calls`` (and of ``base``), for REQUEST_IMPLS."""
+    ``calls`` (and of ``base``), for ``request_impls``."""
     results = {}
-    for label in sorted(set(impls) | set(REQUEST_IMPLS), key=(impls + REQUEST_IMPLS).index):
+    wanted = tuple(impls) + tuple(request_impls)
+    for label in sorted(set(wanted), key=wanted.index):
         # Byte-compile what the counted runs import, so that neither of them pays for it.
         impl, env = peers.worker_env(label)
         subprocess.run([python, os.path.join(HERE, "_worker.py"), "loop", impl, funcs[0], "1"], env=env, cwd=HERE,
@@ -70,7 +72,7 @@ def measure(calls=2000, base=200, impls=IMPLS, funcs=FUNCS + REQUESTS, python=sy
             row = results[func] = {}
             whole = func in REQUESTS
             n, start = (max(20, calls // 10), max(10, base // 10)) if whole else (calls, base)
-            for label in (REQUEST_IMPLS if whole else impls):
+            for label in (request_impls if whole else impls):
                 small = _count(label, func, start, python, outdir)
                 if small is None:
                     row[label] = None
