@@ -3,7 +3,9 @@
     _worker.py serve IMPL                 answer JSON requests, one per line, until stdin closes
     _worker.py rss IMPL WORKLOAD BYTES    peak RSS growth while streaming BYTES (VmHWM, reset to the
                                           current RSS after the warm-up), then exit
-    _worker.py loop IMPL FUNC N           call one hot function N times (a callgrind target)
+    _worker.py loop IMPL FUNC N           call one hot function N times, or (FUNC ``wa_request`` or
+                                          ``aw_request``) serve N whole small echo requests one at a
+                                          time in one direction (callgrind and profiler targets)
 
 Answers go to the file descriptor that was stdout at start; stdout itself is sent to stderr, so
 that apps and bridges that print cannot corrupt them. An answer is ``{"value": x, "unit": u}``,
@@ -18,12 +20,14 @@ import traceback
 
 import workloads
 
-IMPLS = ("ours", "upstream", "uvicorn", "asgiref", "floor", "native")
+IMPLS = ("ours", "ours-inline", "upstream", "uvicorn", "asgiref", "floor", "hop", "native")
+# Whole requests that ``loop`` mode can repeat: name -> (direction, workload)
+REQUEST_LOOPS = {"wa_request": "w2a", "aw_request": "a2w"}
 
 
 def describe(impl):
     info = {"impl": impl, "python": sys.version.split()[0]}
-    if impl in ("ours", "upstream"):
+    if impl in ("ours", "ours-inline", "upstream"):
         import a2wsgi
         where = os.path.dirname(os.path.abspath(a2wsgi.__file__))
         peer = os.sep + ".peers" + os.sep in where
@@ -45,6 +49,8 @@ class Runner:
         self.hot = {}
 
     def run(self, workload, size, **extra):
+        if workload.startswith("wa_") and self.impl == "ours-inline":
+            raise workloads.NotAvailable("does not apply")
         if workload == "wa_echo_seq":
             return self.w2a.echo_seq(size)
         if workload == "wa_echo_c100":
@@ -153,6 +159,10 @@ def main(argv):
         out.flush()
     elif mode == "loop":
         name, n = argv[2], int(argv[3])
+        if name in REQUEST_LOOPS:
+            runner = Runner(impl)
+            getattr(runner, REQUEST_LOOPS[name]).echo_requests(n)
+            return
         func, args = workloads.hot_function(impl, name)
         for _ in range(n):
             func(*args)

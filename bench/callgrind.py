@@ -7,6 +7,12 @@ Each (implementation, function) is run twice under ``valgrind --tool=callgrind``
 single-threaded process shape, with byte-code already compiled and not written. The difference of
 the two totals divided by ``N`` is the cost of one call, with interpreter start-up and imports
 cancelled out; the totals repeat to the instruction from run to run.
+
+``wa_request`` and ``aw_request`` are one whole small POST echo in each direction (in process, the
+same request as the bench's sequential echo rows), for ours and for the bare hop (``hop``): what a
+change to the middlewares costs or saves on a whole request, and how much of it is beyond the hop.
+They run two threads (the loop's and a worker), which valgrind serialises; their counts repeat to
+within a small fraction of a percent rather than to the instruction, and use a tenth of the calls.
 """
 
 import argparse
@@ -24,6 +30,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 FUNCS = ("build_environ", "build_scope", "translate_request_headers", "build_headers", "encode_response_headers",
          "decode_response_headers", "parse_status", "status_line")
 IMPLS = ("ours-compiled", "ours-pure", "upstream")
+# Whole requests, in process (``_worker.py loop IMPL wa_request N``), and who is counted for them.
+REQUESTS = ("wa_request", "aw_request")
+REQUEST_IMPLS = ("ours-compiled", "ours-pure", "hop")
 _COLLECTED = re.compile(rb"Collected\s*:\s*(\d+)")
 
 
@@ -47,10 +56,13 @@ def _count(label, func, calls, python, outdir):
     return int(found[-1])
 
 
-def measure(calls=2000, base=200, impls=IMPLS, funcs=FUNCS, python=sys.executable, log=print):
-    """``{func: {label: instructions per call or None}}``."""
+def measure(calls=2000, base=200, impls=IMPLS, funcs=FUNCS + REQUESTS, python=sys.executable, log=print,
+            request_impls=REQUEST_IMPLS):
+    """``{func: {label: instructions per call or None}}``; whole requests are counted over a tenth of
+    ``calls`` (and of ``base``), for ``request_impls``."""
     results = {}
-    for label in impls:
+    wanted = tuple(impls) + tuple(request_impls)
+    for label in sorted(set(wanted), key=wanted.index):
         # Byte-compile what the counted runs import, so that neither of them pays for it.
         impl, env = peers.worker_env(label)
         subprocess.run([python, os.path.join(HERE, "_worker.py"), "loop", impl, funcs[0], "1"], env=env, cwd=HERE,
@@ -58,13 +70,15 @@ def measure(calls=2000, base=200, impls=IMPLS, funcs=FUNCS, python=sys.executabl
     with tempfile.TemporaryDirectory(prefix="a2wsgi-cg-") as outdir:
         for func in funcs:
             row = results[func] = {}
-            for label in impls:
-                small = _count(label, func, base, python, outdir)
+            whole = func in REQUESTS
+            n, start = (max(20, calls // 10), max(10, base // 10)) if whole else (calls, base)
+            for label in (request_impls if whole else impls):
+                small = _count(label, func, start, python, outdir)
                 if small is None:
                     row[label] = None
                     continue
-                big = _count(label, func, base + calls, python, outdir)
-                row[label] = (big - small) / calls
+                big = _count(label, func, start + n, python, outdir)
+                row[label] = (big - small) / n
                 log("callgrind %-26s %-14s %10.0f instructions/call" % (func, label, row[label]))
     return results
 
@@ -72,6 +86,8 @@ def measure(calls=2000, base=200, impls=IMPLS, funcs=FUNCS, python=sys.executabl
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--only", nargs="+", metavar="FUNC", choices=FUNCS + REQUESTS, default=None,
+                        help="count only these (default: every hot function and both whole requests)")
     parser.add_argument("--json", metavar="PATH")
     parser.add_argument("--ours", metavar="DIR", help="measure the a2wsgi package in DIR as ours")
     args = parser.parse_args()
@@ -80,7 +96,10 @@ def main():
     if not available():
         raise SystemExit("valgrind is not installed")
     peers.ensure_peers(sys.executable)
-    results = measure(calls=args.calls)
+    results = measure(calls=args.calls, funcs=tuple(args.only or FUNCS + REQUESTS))
+    for func, row in results.items():
+        print("%-26s %s" % (func, "  ".join("%s %s" % (label, "—" if v is None else "%.0f" % v)
+                                            for label, v in row.items())))
     if args.json:
         with open(args.json, "w") as out:
             json.dump(results, out, indent=2)

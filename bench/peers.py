@@ -29,10 +29,12 @@ OURS_DIR = None
 LABELS = {
     "ours-compiled": "ours",
     "ours-pure": "ours",
+    "ours-inline": "ours-inline",
     "upstream": "upstream",
     "uvicorn": "uvicorn",
     "asgiref": "asgiref",
     "floor": "floor",
+    "hop": "hop",
     "native": "native",
 }
 
@@ -66,13 +68,13 @@ def worker_env(label):
     env = dict(os.environ)
     env.pop("A2WSGI_PURE", None)
     env["PYTHONPATH"] = HERE
-    if impl == "ours" and OURS_DIR:
+    if impl.startswith("ours") and OURS_DIR:
         env["PYTHONPATH"] = os.pathsep.join([OURS_DIR, HERE])
     if label == "ours-pure":
         env["A2WSGI_PURE"] = "1"
     elif label == "upstream":
         env["PYTHONPATH"] = os.pathsep.join([UPSTREAM_DIR, HERE])
-    elif impl != "ours":
+    elif not impl.startswith("ours"):
         env["PYTHONPATH"] = os.pathsep.join([HIDE_DIR, HERE])
     env.pop("PYTHONASYNCIODEBUG", None)
     return impl, env

@@ -1,5 +1,5 @@
-"""Compare a2wsgi (compiled and pure) with upstream a2wsgi 1.10.10, uvicorn's and asgiref's bridges
-and the floors, in one run.
+"""Compare a2wsgi (compiled, pure, and A->W inline mode) with upstream a2wsgi 1.10.10, uvicorn's and
+asgiref's bridges and the floors, in one run.
 
     python bench/run.py [--quick] [--json PATH] [--only WORKLOAD_OR_GROUP ...] [--impl LABEL ...]
                         [--repeats N] [--callgrind] [--loadgen {wrk,python}]
@@ -7,7 +7,10 @@ and the floors, in one run.
 Each implementation is measured in its own long-lived worker process (``_worker.py``), and the
 implementations take turns on every workload (A B C A B C ...), the order rotating each repeat,
 so that the noise of a shared machine falls on all of them alike. Figures are medians over the
-repeats. Peak RSS is measured in a fresh process per figure. The real-server workloads start
+repeats. Two floors sit beside the bridges: ``floor`` (one round trip through the standard library's
+futures) and ``hop`` (the bare hop: a SimpleQueue and a plain worker thread W->A, a
+call_soon_threadsafe submit and a one-shot lock A->W, running the same echo app; see workloads.py).
+Peak RSS is measured in a fresh process per figure. The real-server workloads start
 uvicorn or gunicorn on 127.0.0.1 per figure, load them with wrk (or ``loadgen.py``) from a
 separate process, and stop them by pid.
 
@@ -43,8 +46,11 @@ import apps  # noqa: E402
 import peers  # noqa: E402
 
 MiB = apps.MiB
-W2A_LABELS = ("ours-compiled", "ours-pure", "upstream", "uvicorn", "asgiref", "floor", "native")
-A2W_LABELS = ("ours-compiled", "ours-pure", "upstream", "floor", "native")
+W2A_LABELS = ("ours-compiled", "ours-pure", "upstream", "uvicorn", "asgiref", "floor", "hop", "native")
+A2W_LABELS = ("ours-compiled", "ours-pure", "ours-inline", "upstream", "floor", "hop", "native")
+# Every label, in the order of the tables' columns.
+ALL_LABELS = ("ours-compiled", "ours-pure", "ours-inline", "upstream", "uvicorn", "asgiref", "floor", "hop",
+              "native")
 REF = "ours-compiled"
 
 
@@ -65,18 +71,21 @@ def _size_text(size):
 IN_PROCESS = [
     Workload("wa_echo_seq", "wa", "W→A small POST echo, sequential", W2A_LABELS, 3000, 400, "lower"),
     Workload("wa_echo_c100", "wa", "W→A small POST echo, 100 concurrent", W2A_LABELS, 6000, 1000, "higher"),
-    Workload("wa_download", "wa", "W→A {size} download, 64 KiB chunks", W2A_LABELS[:-2] + ("native",),
+    Workload("wa_download", "wa", "W→A {size} download, 64 KiB chunks",
+             ("ours-compiled", "ours-pure", "upstream", "uvicorn", "asgiref", "native"),
              100 * MiB, 32 * MiB, "higher"),
     Workload("wa_download_q32", "wa", "W→A {size} download, 64 KiB chunks, send_queue_size=32",
              ("ours-compiled", "ours-pure", "upstream", "uvicorn"), 100 * MiB, 32 * MiB, "higher"),
-    Workload("wa_upload", "wa", "W→A {size} upload, 64 KiB chunks", W2A_LABELS[:-2] + ("native",),
+    Workload("wa_upload", "wa", "W→A {size} upload, 64 KiB chunks",
+             ("ours-compiled", "ours-pure", "upstream", "uvicorn", "asgiref", "native"),
              100 * MiB, 32 * MiB, "higher"),
     Workload("aw_echo_seq", "aw", "A→W small POST echo, sequential", A2W_LABELS, 3000, 400, "lower"),
-    Workload("aw_echo_t8", "aw", "A→W small POST echo, 8 threads", A2W_LABELS, 6000, 1000, "higher"),
-    Workload("aw_download", "aw", "A→W {size} download, 64 KiB chunks", ("ours-compiled", "ours-pure", "upstream",
-             "native"), 100 * MiB, 32 * MiB, "higher"),
-    Workload("aw_upload", "aw", "A→W {size} upload, 64 KiB chunks", ("ours-compiled", "ours-pure", "upstream",
-             "native"), 100 * MiB, 32 * MiB, "higher"),
+    Workload("aw_echo_t8", "aw", "A→W small POST echo, 8 threads", tuple(x for x in A2W_LABELS if x != "ours-inline"),
+             6000, 1000, "higher"),
+    Workload("aw_download", "aw", "A→W {size} download, 64 KiB chunks", ("ours-compiled", "ours-pure", "ours-inline",
+             "upstream", "native"), 100 * MiB, 32 * MiB, "higher"),
+    Workload("aw_upload", "aw", "A→W {size} upload, 64 KiB chunks", ("ours-compiled", "ours-pure", "ours-inline",
+             "upstream", "native"), 100 * MiB, 32 * MiB, "higher"),
     Workload("build_environ", "hot", "build_environ, 20 headers", ("ours-compiled", "ours-pure", "upstream",
              "uvicorn"), 20000, 3000, "lower"),
     Workload("build_scope", "hot", "build_scope, 20 headers", ("ours-compiled", "ours-pure", "upstream"),
@@ -110,6 +119,12 @@ SERVERS = [
              ("ours-compiled", "ours-pure", "upstream", "uvicorn", "asgiref", "native"), 5.0, 1.0, "higher"),
     Workload("srv_gunicorn", "servers", "gunicorn gthread (1 worker, 8 threads), ASGI hello world through "
              "each A→W bridge", ("ours-compiled", "ours-pure", "upstream", "native"), 5.0, 1.0, "higher"),
+    # A sync worker serves one connection at a time and closes it after each response: loaded by one
+    # connection (16 of them only queue in the backlog, and wrk's reconnects then dominate: native fell
+    # from about 2100 req/s with one connection to about 500 with 16).
+    Workload("srv_gunicorn_sync", "servers", "gunicorn sync (1 worker), one connection, ASGI hello world "
+             "through each A→W bridge",
+             ("ours-compiled", "ours-pure", "ours-inline", "upstream", "native"), 5.0, 1.0, "higher"),
 ]
 ALL = IN_PROCESS + RSS + SERVERS
 GROUPS = sorted({w.group for w in ALL})
@@ -344,6 +359,9 @@ def server_argv(kind, python, port):
         return [python, "-m", "uvicorn", "_server_apps:app", "--host", "127.0.0.1", "--port", str(port),
                 "--interface", "asgi3", "--http", "h11", "--loop", "asyncio", "--lifespan", "auto",
                 "--log-level", "warning", "--no-access-log"]
+    if kind == "srv_gunicorn_sync":
+        return [python, "-m", "gunicorn", "--worker-class", "sync", "--workers", "1",
+                "--bind", "127.0.0.1:%d" % port, "--log-level", "warning", "_server_apps:app"]
     return [python, "-m", "gunicorn", "--worker-class", "gthread", "--workers", "1", "--threads", "8",
             "--bind", "127.0.0.1:%d" % port, "--log-level", "warning", "_server_apps:app"]
 
@@ -405,9 +423,9 @@ def run_servers(workloads, labels, repeats, quick, python, logdir, results, load
                 try:
                     _wait_for_port(port, proc)
                     _check_hello(port)
-                    load(port, 0.5 if quick else 1.0, connections, "python" if loadgen == "python" else loadgen,
-                         python)
-                    got = load(port, duration, connections, loadgen, python)
+                    conns = 1 if w.key == "srv_gunicorn_sync" else connections
+                    load(port, 0.5 if quick else 1.0, conns, "python" if loadgen == "python" else loadgen, python)
+                    got = load(port, duration, conns, loadgen, python)
                     if got["non2xx"]:
                         with open(log_path, "rb") as f:
                             causes = [x for x in f.read()[-20000:].decode("utf-8", "replace").splitlines()
@@ -477,6 +495,11 @@ def table(results, workloads, labels, title, quick=False):
         unit_text = UNIT_TEXT.get(unit, unit or "") + (" ↓" if w.better == "lower" else " ↑")
         row = [cell_text(results, w.key, label) if label in w.labels else "—" for label in cols]
         lines.append("| %s | %s | %s |" % (w.quick_title if quick else w.title, unit_text, " | ".join(row)))
+        hop = results.median(w.key, "hop")
+        if hop and w.key.endswith("_seq"):
+            lines.append("| ↳ ÷ the bare hop | × ↓ | %s |" % " | ".join(
+                "%.2f×" % (results.median(w.key, label) / hop) if label != "hop" and results.median(w.key, label)
+                else "—" for label in cols))
         held = [results.cells[w.key].get(label, {}).get("held_max") for label in cols]
         if any(held):
             lines.append("| ↳ most chunks held ahead of the client | chunks ↓ | %s |" % " | ".join(
@@ -496,9 +519,13 @@ def _unit_of(w):
     return "MiB/s"
 
 
+SERVER_NAMES = {"srv_uvicorn": "uvicorn", "srv_gunicorn": "gunicorn gthread", "srv_gunicorn_sync": "gunicorn sync"}
+
+
 def server_table(results):
     lines = ["**Real servers on 127.0.0.1** (req/s ↑; ratio to the native app on the same server, in the same "
-             "run; ratio to ours-compiled)", "",
+             "run; ratio to ours-compiled; gunicorn sync is loaded by one connection, the others by "
+             "--connections)", "",
              "| server | implementation | req/s | ÷ native | ÷ ours-compiled |", "|---|---|---|---|---|"]
     for w in SERVERS:
         if w.key not in results.cells:
@@ -511,16 +538,17 @@ def server_table(results):
                 continue
             value = results.median(w.key, label)
             if value is None:
-                lines.append("| %s | %s | %s | — | — |" % (w.key[4:], label, cell_text(results, w.key, label)))
+                lines.append("| %s | %s | %s | — | — |" % (SERVER_NAMES[w.key], label, cell_text(results, w.key, label)))
                 continue
             lines.append("| %s | %s | %.0f | %s | %s |" % (
-                w.key[4:], label, value, "%.2f" % (value / native) if native else "—",
+                SERVER_NAMES[w.key], label, value, "%.2f" % (value / native) if native else "—",
                 "%.2f" % (value / ref) if ref else "—"))
     return "\n".join(lines)
 
 
 def callgrind_table(cg, results):
-    labels = ("ours-compiled", "ours-pure", "upstream")
+    labels = [label for label in ("ours-compiled", "ours-pure", "upstream", "hop")
+              if any(row.get(label) is not None for row in cg.values())]
     lines = ["**Callgrind** (instructions per call, `PYTHONHASHSEED=0`; wall-time median in µs beside it)", "",
              "| function | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
     for func, row in cg.items():
@@ -542,7 +570,7 @@ def callgrind_table(cg, results):
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------- targets (issues 3, 4, 6)
+# ---------------------------------------------------------------- targets (issues 3, 4, 6, 14, 15)
 
 def targets(results, quick=False):
     """``[(issue, text, status, detail)]`` for every target the issues state against this bench."""
@@ -566,6 +594,25 @@ def targets(results, quick=False):
         r = ratio(up, ours)
         add(issue, "small POST echo, sequential: ≥3× faster than a2wsgi 1.10.10", None if r is None else r >= 3,
             "upstream %s µs, ours %s µs: %s× faster" % (_f(up), _f(ours), _f(r, 2)))
+    for prefix in ("wa", "aw"):
+        key = prefix + "_echo_seq"
+        ours, hop = m(key, REF), m(key, "hop")
+        r = ratio(ours, hop)
+        out.append({"issue": 14, "target": "%s small POST echo, sequential: ≤1.15× the bare hop (reported, not "
+                    "enforced)" % ("W→A" if prefix == "wa" else "A→W"),
+                    "status": "n/a" if r is None else ("met" if r <= 1.15 else "NOT met"),
+                    "detail": "ours %s µs, bare hop %s µs: %s× the hop, %s µs beyond it" % (
+                        _f(ours), _f(hop), _f(r, 2), _f(None if r is None else ours - hop))})
+    inline, floor = m("aw_echo_seq", "ours-inline"), m("aw_echo_seq", "floor")
+    r = ratio(inline, floor)
+    add(15, "A→W small POST echo, sequential, inline=True: ≤0.3× the run_coroutine_threadsafe floor",
+        None if r is None else r <= 0.3, "inline %s µs, floor %s µs: %s× the floor" % (_f(inline), _f(floor), _f(r, 2)))
+    for label in ("ours-inline", REF):
+        ours, native = m("srv_gunicorn_sync", label), m("srv_gunicorn_sync", "native")
+        r = ratio(ours, native)
+        add(15, "gunicorn sync worker, ASGI hello world (%s): ≥0.9 of native's req/s" % label,
+            None if r is None else r >= 0.9, "%s %s req/s, native %s req/s (%s×)" % (label, _f(ours), _f(native),
+                                                                                   _f(r, 2)))
     ours, uv, up = m("wa_echo_c100", REF), m("wa_echo_c100", "uvicorn"), m("wa_echo_c100", "upstream")
     add(3, "100 concurrent: req/s ≥ uvicorn's native middleware", None if ours is None or uv is None else ours >= uv,
         "ours %s req/s, uvicorn %s req/s (%s×)" % (_f(ours), _f(uv), _f(ratio(ours, uv), 2)))
@@ -694,7 +741,7 @@ def main(argv=None):
     parser.add_argument("--only", nargs="+", metavar="WORKLOAD", default=None,
                         help="workloads or groups to run: %s, or any of %s" % (
                             ", ".join(GROUPS), ", ".join(w.key for w in ALL)))
-    parser.add_argument("--impl", nargs="+", metavar="LABEL", default=None, choices=W2A_LABELS,
+    parser.add_argument("--impl", nargs="+", metavar="LABEL", default=None, choices=ALL_LABELS,
                         help="implementations to run (default: all)")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per figure (default 7, quick 1)")
     parser.add_argument("--rss-repeats", type=int, default=None, help="repeats per RSS figure (default 3, quick 1)")
@@ -722,7 +769,7 @@ def main(argv=None):
         if unknown:
             parser.error("unknown workload or group: %s" % ", ".join(unknown))
         selected = [w for w in ALL if w.key in args.only or w.group in args.only]
-    labels = tuple(args.impl or W2A_LABELS)
+    labels = tuple(args.impl or ALL_LABELS)
     repeats = args.repeats or (1 if args.quick else 7)
     rss_repeats = args.rss_repeats or (1 if args.quick else 3)
     server_repeats = args.server_repeats or (1 if args.quick else 3)
@@ -779,16 +826,21 @@ def main(argv=None):
         "Cells: median (ratio to ours-compiled). ↓ lower is better, ↑ higher is better.",
         "",
     ]
+    for label in ("ours-compiled", "ours-inline"):
+        if (workers.get(label) or {}).get("speedups") is False:
+            report[-1:-1] = ["**Warning: %s ran WITHOUT the compiled speedups** (not built? `python setup.py "
+                             "build_ext --inplace`): its figures are the pure implementation's." % label]
+            log("WARNING: %s ran without the compiled speedups" % label)
     for group, title in (("wa", "W→A in-process"), ("aw", "A→W in-process"), ("hot", "Hot paths"),
                          ("rss", "Peak RSS growth (VmHWM, fresh process per figure)")):
-        text = table(results, [w for w in selected if w.group == group], W2A_LABELS, title, args.quick)
+        text = table(results, [w for w in selected if w.group == group], ALL_LABELS, title, args.quick)
         if text:
             report += [text, ""]
     if servers:
         report += [server_table(results), ""]
     if cg:
         report += [callgrind_table(cg, results), ""]
-    report += ["**Targets (issues 3, 4, 6)**", "", "| issue | target | status | figures |", "|---|---|---|---|"]
+    report += ["**Targets (issues 3, 4, 6, 14, 15)**", "", "| issue | target | status | figures |", "|---|---|---|---|"]
     report += ["| #%d | %s | %s | %s |" % (c["issue"], c["target"], c["status"], c["detail"]) for c in checks]
     errors = results.errors()
     if errors:
@@ -805,7 +857,7 @@ def main(argv=None):
                        "errors": [{"workload": k, "impl": label, "errors": t} for k, label, t in errors]},
                       out, indent=1)
     log("done in %.0f s" % (time.monotonic() - started))
-    failing = [e for e in errors if args.strict or peers.LABELS[e[1]] == "ours"]
+    failing = [e for e in errors if args.strict or peers.LABELS[e[1]].startswith("ours")]
     for key, label, texts in errors:
         log("\nERROR %s / %s:\n%s" % (key, label, texts[0]))
     if failing:

@@ -1,23 +1,35 @@
 """In-process workloads: scripted ASGI servers for W->A, plain-thread WSGI servers for A->W.
 
 Each implementation runs in its own worker process (see ``_worker.py``); ``IMPL`` there is one of
-``ours`` (compiled or pure, decided by ``A2WSGI_PURE`` in that process), ``upstream`` (a2wsgi 1.10.10
-first on ``sys.path``), ``uvicorn``, ``asgiref``, ``floor`` and ``native``. Every workload returns one
-figure and checks every response it gets: a wrong status or body is an error, never a number.
+``ours`` (compiled or pure, decided by ``A2WSGI_PURE`` in that process), ``ours-inline``
+(``ASGIMiddleware(app, inline=True)``, A->W only), ``upstream`` (a2wsgi 1.10.10 first on ``sys.path``),
+``uvicorn``, ``asgiref``, ``floor``, ``hop`` and ``native``. Every workload returns one figure and checks
+every response it gets: a wrong status or body is an error, never a number.
+
+The two floors of a small request:
+- ``floor`` is one round trip through the standard library's futures: ``run_in_executor`` (W->A) or
+  ``run_coroutine_threadsafe(...).result()`` (A->W); it pays for ``concurrent.futures`` machinery.
+- ``hop`` is the bare hop a bridge cannot avoid, with the same echo app run on the other side: W->A,
+  the loop puts a job on a ``queue.SimpleQueue``, a plain worker thread runs the WSGI app and resolves
+  an asyncio future with ``call_soon_threadsafe``; A->W, a plain thread submits the ASGI app's
+  coroutine function to the loop with ``call_soon_threadsafe`` (the task is created there) and waits
+  on a ``threading.Lock`` used as a one-shot semaphore. What a bridge costs beyond ``hop`` is its own
+  work (environ/scope, messages, streaming, bookkeeping).
 """
 
 import asyncio
 import concurrent.futures
 import io
+import queue
 import threading
 import time
 
 import apps
 
-W2A_IMPLS = ("ours", "upstream", "uvicorn", "asgiref", "floor", "native")
+W2A_IMPLS = ("ours", "upstream", "uvicorn", "asgiref", "floor", "hop", "native")
 # A throughput figure streams its body again and again until this much time has passed.
 MIN_SECONDS = 0.25
-A2W_IMPLS = ("ours", "upstream", "floor", "native")
+A2W_IMPLS = ("ours", "ours-inline", "upstream", "floor", "hop", "native")
 
 
 class NotAvailable(Exception):
@@ -70,7 +82,25 @@ def wrap_asgi_app(impl, asgi_app, wsgi_native):
             return a2wsgi.ASGIMiddleware(asgi_app, wait_time=None, loop=None)
         except NotImplementedError:
             raise NotAvailable("not implemented") from None
+    if impl == "ours-inline":
+        import a2wsgi
+        try:
+            return a2wsgi.ASGIMiddleware(asgi_app, wait_time=None, inline=True)
+        except NotImplementedError:
+            raise NotAvailable("not implemented") from None
+        except TypeError as exc:
+            if "inline" in str(exc):
+                raise NotAvailable("not implemented") from None
+            raise
     raise NotAvailable("does not apply")
+
+
+def single_threaded(impl, environ):
+    """``environ`` as a server that serves one request at a time would give it (inline mode
+    refuses ``wsgi.multithread``)."""
+    if impl == "ours-inline":
+        environ["wsgi.multithread"] = False
+    return environ
 
 
 # ---------------------------------------------------------------- W->A: a scripted ASGI server
@@ -159,6 +189,7 @@ class W2A:
         self.loop = loop
         self.cache = {}
         self.pool = None
+        self.jobs = None
 
     def _app(self, key, wsgi_app, asgi_native, queue=10):
         app = self.cache.get((key, queue))
@@ -170,6 +201,23 @@ class W2A:
         if self.pool is None:
             self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=10)
         return self.pool
+
+    def _hop_jobs(self):
+        """The bare hop's job queue, served by 10 plain worker threads (as many as the bridges')."""
+        if self.jobs is None:
+            self.jobs = queue.SimpleQueue()
+            for _ in range(10):
+                threading.Thread(target=_hop_worker, args=(self.jobs,), daemon=True, name="hop-worker").start()
+        return self.jobs
+
+    async def _hop_once(self, jobs, template):
+        future = self.loop.create_future()
+        environ = dict(template)
+        environ["wsgi.input"] = io.BytesIO(apps.ECHO_BODY)
+        jobs.put((self.loop, future, apps.wsgi_echo, environ))
+        body = await future
+        if body != apps.ECHO_BODY:
+            raise BridgeError("bare hop answered %r, expected %r" % (body[:80], apps.ECHO_BODY[:80]))
 
     async def _echo_once(self, app, scope):
         exchange = ScriptedExchange(1, b"", apps.ECHO_BODY, True)
@@ -185,21 +233,29 @@ class W2A:
         if self.impl == "floor":
             pool = self._floor_pool()
             return lambda: self._floor_once(pool)
+        if self.impl == "hop":
+            jobs = self._hop_jobs()
+            template = apps.wsgi_environ(content_length=len(apps.ECHO_BODY))
+            return lambda: self._hop_once(jobs, template)
         app = self._app("echo", apps.wsgi_echo, apps.asgi_echo)
         scope = apps.http_scope()
         return lambda: self._echo_once(app, scope)
 
-    def echo_seq(self, n):
-        """Small POST echo, one request at a time: microseconds per request."""
+    def echo_requests(self, n):
+        """``n`` small POST echoes, one at a time, untimed (a profiler's or callgrind's loop)."""
         once = self._echo_runner()
 
         async def run(count):
             for _ in range(count):
                 await once()
 
-        self.loop.run_until_complete(run(max(5, n // 10)))
-        start = time.perf_counter()
         self.loop.run_until_complete(run(n))
+
+    def echo_seq(self, n):
+        """Small POST echo, one request at a time: microseconds per request."""
+        self.echo_requests(max(5, n // 10))
+        start = time.perf_counter()
+        self.echo_requests(n)
         return (time.perf_counter() - start) / n * 1e6, "us/req"
 
     def echo_concurrent(self, n, concurrency=100):
@@ -225,7 +281,7 @@ class W2A:
         ``warmup`` bytes are streamed first (default: ``total``), then ``before()`` is called.
         ``queue`` is the bridge's ``send_queue_size``.
         """
-        if self.impl == "floor":
+        if self.impl in ("floor", "hop"):
             raise NotAvailable("does not apply")
         app = self._app("download", apps.wsgi_download, apps.asgi_download, queue)
 
@@ -255,7 +311,7 @@ class W2A:
 
     def upload(self, total, warmup=None, before=None):
         """``total`` bytes in 64 KiB messages from the client to the app: MiB/s."""
-        if self.impl == "floor":
+        if self.impl in ("floor", "hop"):
             raise NotAvailable("does not apply")
         app = self._app("upload", apps.wsgi_upload, apps.asgi_upload)
 
@@ -283,6 +339,37 @@ class W2A:
 
 def _identity(value):
     return value
+
+
+def _hop_worker(jobs):
+    """A bare-hop worker: run the WSGI app of each job and resolve the job's asyncio future."""
+    while True:
+        loop, future, app, environ = jobs.get()
+        try:
+            collector = Collector()
+            result = app(environ, collector.start_response)
+            try:
+                body = b"".join(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+            if collector.status != "200 OK":
+                raise BridgeError("bare hop: the app answered %r" % (collector.status,))
+        except BaseException as exc:  # noqa: BLE001 - handed to the loop, raised there
+            loop.call_soon_threadsafe(_fail, future, exc)
+        else:
+            loop.call_soon_threadsafe(_resolve, future, body)
+
+
+def _resolve(future, value):
+    if not future.done():
+        future.set_result(value)
+
+
+def _fail(future, exc):
+    if not future.done():
+        future.set_exception(exc)
 
 
 async def _async_identity(value):
@@ -409,6 +496,15 @@ class A2W:
 
     def _echo_runner(self):
         body = apps.ECHO_BODY
+        if self.impl == "hop":
+            loop = self._floor_loop()
+            template = apps.http_scope()
+
+            def hop_once():
+                call = _HopCall(loop, apps.asgi_echo, dict(template), body)
+                if call.run() != body:
+                    raise BridgeError("bare hop lost the body")
+            return hop_once
         if self.impl == "floor":
             loop = self._floor_loop()
 
@@ -417,7 +513,7 @@ class A2W:
                     raise BridgeError("floor round trip lost the body")
             return floor_once
         app = self._app("echo", apps.asgi_echo, apps.wsgi_echo)
-        template = apps.wsgi_environ(content_length=len(body))
+        template = single_threaded(self.impl, apps.wsgi_environ(content_length=len(body)))
 
         def once():
             environ = dict(template)
@@ -427,19 +523,25 @@ class A2W:
                 raise BridgeError("response body %r, expected %r" % (got[:80], body[:80]))
         return once
 
-    def echo_seq(self, n):
-        """Small POST echo from one thread: microseconds per request."""
+    def echo_requests(self, n):
+        """``n`` small POST echoes from one plain thread, untimed (a profiler's or callgrind's loop)."""
         once = self._echo_runner()
 
-        def run(count):
-            for _ in range(count):
+        def run():
+            for _ in range(n):
                 once()
 
-        _in_threads(1, lambda: run(max(5, n // 10)))
-        return _in_threads(1, lambda: run(n)) / n * 1e6, "us/req"
+        return _in_threads(1, run)
+
+    def echo_seq(self, n):
+        """Small POST echo from one thread: microseconds per request."""
+        self.echo_requests(max(5, n // 10))
+        return self.echo_requests(n) / n * 1e6, "us/req"
 
     def echo_threads(self, n, threads=8):
         """Small POST echo from ``threads`` threads at once: requests per second."""
+        if self.impl == "ours-inline":
+            raise NotAvailable("does not apply: inline mode serves one thread")
         once = self._echo_runner()
         per_thread = max(1, n // threads)
 
@@ -452,15 +554,15 @@ class A2W:
 
     def download(self, total, warmup=None, before=None):
         """``total`` bytes in 64 KiB chunks from the app to the WSGI server: MiB/s."""
-        if self.impl == "floor":
+        if self.impl in ("floor", "hop"):
             raise NotAvailable("does not apply")
         app = self._app("download", apps.asgi_download, apps.wsgi_download)
 
         held = [0]
 
         def once(size):
-            environ = apps.wsgi_environ(method="GET", path="/download", headers=_GET_HEADERS,
-                                        query_string="size=%d" % size)
+            environ = single_threaded(self.impl, apps.wsgi_environ(
+                method="GET", path="/download", headers=_GET_HEADERS, query_string="size=%d" % size))
             apps.PRODUCED[0] = 0
             length, _ = wsgi_call(app, environ, False, held)
             if length != size:
@@ -475,13 +577,14 @@ class A2W:
 
     def upload(self, total, warmup=None, before=None):
         """``total`` bytes read by the bridge from ``wsgi.input`` and sent to the app: MiB/s."""
-        if self.impl == "floor":
+        if self.impl in ("floor", "hop"):
             raise NotAvailable("does not apply")
         app = self._app("upload", apps.asgi_upload, apps.wsgi_upload)
 
         def once(size):
-            environ = apps.wsgi_environ(method="POST", path="/upload", headers=_upload_headers(size)[:2],
-                                        body=apps.VirtualInput(size), content_length=size)
+            environ = single_threaded(self.impl, apps.wsgi_environ(
+                method="POST", path="/upload", headers=_upload_headers(size)[:2], body=apps.VirtualInput(size),
+                content_length=size))
             _, got = wsgi_call(app, environ, True)
             if got != b"%d" % size:
                 raise BridgeError("upload app saw %r bytes, expected %d" % (got, size))
@@ -490,6 +593,47 @@ class A2W:
         if before is not None:
             before()
         return total / apps.MiB / _repeat_in_thread(lambda: once(total), before is None), "MiB/s"
+
+
+class _HopCall:
+    """One A->W bare hop: the calling thread has the loop create the app's task with
+    ``call_soon_threadsafe`` and waits on a pre-acquired lock that the task's end releases."""
+
+    __slots__ = ("loop", "app", "scope", "body", "done", "parts", "status", "task")
+
+    def __init__(self, loop, app, scope, body):
+        self.loop, self.app, self.scope, self.body = loop, app, scope, body
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.parts = []
+        self.status = None
+        self.task = None
+
+    def run(self):
+        self.loop.call_soon_threadsafe(self._start)
+        self.done.acquire()
+        task = self.task
+        if task.cancelled() or task.exception() is not None:
+            raise BridgeError("bare hop: the app failed: %r" % (None if task.cancelled() else task.exception()))
+        if self.status != 200:
+            raise BridgeError("bare hop: status %r" % (self.status,))
+        return b"".join(self.parts)
+
+    def _start(self):
+        self.task = self.loop.create_task(self.app(self.scope, self.receive, self.send))
+        self.task.add_done_callback(self._ended)
+
+    def _ended(self, task):
+        self.done.release()
+
+    async def receive(self):
+        return {"type": "http.request", "body": self.body, "more_body": False}
+
+    async def send(self, message):
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        else:
+            self.parts.append(message.get("body", b""))
 
 
 # ---------------------------------------------------------------- environ / scope building
