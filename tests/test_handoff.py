@@ -59,6 +59,16 @@ def soon():
     return time.monotonic() + HANG
 
 
+def before_deadline(wait):
+    """``wait(deadline)`` with a hang-guard deadline, failing if the deadline is what ended it:
+    a thread wait ends with the right answer at its deadline, which would hide a lost wake-up."""
+    deadline = soon()
+    result = wait(deadline)
+    assert time.monotonic() < deadline, "%s was not woken: it ended at its deadline" % (
+        wait.__name__,)
+    return result
+
+
 class Gate:
     """One stop of the hook: the first thread that reaches ``point`` waits until ``open()``."""
 
@@ -364,7 +374,7 @@ def _thread_case(loop, name):
         h = Handoff(loop, "producer")
 
         def wait():
-            return h.take_wait(soon())
+            return before_deadline(h.take_wait)
 
         notify = {"take_wait/put": lambda: h.put("a", 1),
                   "take_wait/finish": lambda: h.finish("end")}[name]
@@ -380,13 +390,13 @@ def _thread_case(loop, name):
             assert h.poll().items == ["a"]
 
             def wait():
-                return h.wait_room(soon())
+                return before_deadline(h.wait_room)
 
             notify = {"wait_room/release": lambda: h.release(1),
                       "wait_room/close": lambda: h.close("bye")}[name]
         else:
             def wait():
-                return h.wait_demand(soon())
+                return before_deadline(h.wait_demand)
 
             notify = {"wait_demand/want": h.want,
                       "wait_demand/close": lambda: h.close("bye")}[name]
@@ -514,7 +524,7 @@ def test_close_by_the_loop_wakes_loop_takers_and_the_thread_producer(loop, gates
     takers = [loop.create_task(h.take()) for _ in range(2)]
     spin(loop)
     registered = gates.stop_at("thread-wait")
-    producer = in_thread(getattr(h, thread_waits), soon())
+    producer = in_thread(before_deadline, getattr(h, thread_waits))
     registered.reached()
     registered.open()
     h.close("bye")
@@ -554,7 +564,7 @@ def test_finish_by_the_loop_wakes_the_thread_consumer_and_other_producer_tasks(l
     waiters = [loop.create_task(h.room()), loop.create_task(h.demand())]
     spin(loop)
     registered = gates.stop_at("thread-wait")
-    consumer = in_thread(h.take_wait, soon())
+    consumer = in_thread(before_deadline, h.take_wait)
     registered.reached()
     registered.open()
 
@@ -737,7 +747,7 @@ def test_pull_mode_produces_one_chunk_per_request(loop, loop_is):
     def thread_consumer():
         while True:
             h.want()
-            batch = h.take_wait(soon())
+            batch = before_deadline(h.take_wait)
             assert batch is not None and len(batch.items) <= 1
             got.extend(batch.items)
             h.release(batch.count, batch.nbytes)
@@ -880,7 +890,7 @@ def _stress_loop_produces(loop, tasks, per_task, max_items):
 
     def consumer():
         while True:
-            batch = h.take_wait(soon())
+            batch = before_deadline(h.take_wait)
             assert batch is not None, "the consumer thread missed a wake-up"
             assert h.held_items <= max_items
             got.extend(batch.items)
@@ -911,7 +921,7 @@ def _stress_loop_consumes(loop, tasks, per_task, max_items):
     def producer():
         for i in range(tasks * per_task):
             if not h.has_room():
-                assert h.wait_room(soon()), "the producer thread missed a wake-up"
+                assert before_deadline(h.wait_room)
             h.put((0, i), 1)
             assert h.held_items <= max_items
         h.finish()
@@ -950,3 +960,314 @@ def test_stress_every_item_once_in_order_within_the_limit(loop, loop_is):
             assert sorted(got) == sorted(set(got)) and len(got) == 20
     finally:
         sys.setswitchinterval(previous)
+
+
+# ---- Hypothesis: a real loop thread and a real worker thread, checked after every step ---------
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule  # noqa: E402
+
+MAX_ITEMS = 2
+MAX_BYTES = 6
+ENDS_AFTER = 15  # steps before finish() and close() may come
+
+
+async def _call(fn, *args):
+    return fn(*args)
+
+
+class HandoffMachine(RuleBasedStateMachine):
+    """Steps of both faces, each run on its side (the loop in its own thread, the other side on
+    one worker thread), against a model of what the hand-off holds and who must be awake.
+
+    A wait is started as a waiter (a loop task, or the worker thread blocked in its wait); after
+    every step the loop is let run to quiescence and each waiter must have ended exactly when the
+    model says what it waits for is there. While the worker is blocked, only the loop's face
+    acts, as in the middlewares."""
+
+    loop_is = None
+
+    def __init__(self):
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.loop_thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.loop_thread.start()
+        self.worker = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        self.schedule = CountingSchedule(self.loop)
+        self.h = Handoff(self.loop, self.loop_is, max_items=MAX_ITEMS, max_bytes=MAX_BYTES,
+                         schedule=self.schedule)
+        self.loop_produces = self.loop_is == "producer"
+        # the model
+        self.next_item = 0
+        self.sizes = {}
+        self.put_items = []        # accepted by put(), in order
+        self.untaken = []
+        self.taken = []            # every item taken, in take order
+        self.undelivered = []      # taken, not released
+        self.held_items = self.held_bytes = 0
+        self.phase = Phase.OPEN
+        self.outcome = None
+        self.wanted = False
+        self.loop_waiters = []     # (kind, concurrent future)
+        self.thread_waiter = None  # (kind, concurrent future)
+        self.steps = 0             # the stream may end after ENDS_AFTER steps of traffic
+
+    # ---- running a step on a side ----
+
+    def _settle(self):
+        asyncio.run_coroutine_threadsafe(_spin(20), self.loop).result(HANG)
+
+    def _on_loop(self, fn, *args):
+        return asyncio.run_coroutine_threadsafe(_call(fn, *args), self.loop).result(HANG)
+
+    def _on_thread(self, fn, *args):
+        return self.worker.submit(fn, *args).result(HANG)
+
+    def _on(self, face, fn, *args):
+        loop_side = self.loop_produces == (face == "producer")
+        calls = self.schedule.calls
+        waiting = bool(self.loop_waiters)
+        result = (self._on_loop if loop_side else self._on_thread)(fn, *args)
+        self._settle()
+        woken = self.schedule.calls - calls
+        assert woken <= 1, "%d loop wake-ups for one step" % woken
+        assert woken == 0 or (waiting and not loop_side), "the loop was woken for nothing"
+        return result
+
+    def _thread_busy(self, face):
+        return self.thread_waiter is not None and self.loop_produces != (face == "producer")
+
+    # ---- the model's answers ----
+
+    def _room(self):
+        return self.phase is not Phase.OPEN or (
+            self.held_items < MAX_ITEMS and self.held_bytes < MAX_BYTES)
+
+    def _ready(self, kind):
+        if kind in ("take", "take_wait"):
+            return bool(self.untaken) or self.phase is not Phase.OPEN
+        if kind in ("room", "wait_room"):
+            return self._room()
+        return self.wanted or self.phase is not Phase.OPEN
+
+    def _took(self, batch):
+        assert batch.items == self.untaken, "a batch is everything put since the last take"
+        assert batch.phase is self.phase and batch.count == len(batch.items)
+        assert batch.nbytes == sum(self.sizes[i] for i in batch.items)
+        if batch.phase is not Phase.OPEN:
+            assert batch.outcome == self.outcome
+        self.taken += batch.items
+        self.undelivered += batch.items
+        self.untaken = []
+
+    def _check_waiters(self):
+        if self.thread_waiter is not None:
+            kind, fut = self.thread_waiter
+            if self._ready(kind):
+                result = fut.result(HANG)
+                self.thread_waiter = None
+                if kind == "take_wait":
+                    self._took(result)
+                else:
+                    assert result is True
+            else:
+                assert not fut.done(), "%s ended with nothing to end it" % kind
+        still = []
+        takers = [w for w in self.loop_waiters if w[0] == "take"]
+        if takers and self._ready("take"):
+            if self.phase is Phase.OPEN:
+                done = [w for w in takers if w[1].done()]
+                assert len(done) == 1, "%d of %d takers took" % (len(done), len(takers))
+                self._took(done[0][1].result())
+            else:
+                batches = [fut.result(HANG) for _, fut in takers]
+                batches.sort(key=lambda b: not b.items)
+                self._took(batches[0])
+                for batch in batches[1:]:
+                    self._took(batch)
+        for kind, fut in self.loop_waiters:
+            if fut.done() and kind == "take":
+                continue
+            if kind != "take" and self._ready(kind):
+                assert fut.result(HANG) is None
+                continue
+            assert not fut.done(), "%s ended with nothing to end it" % kind
+            still.append((kind, fut))
+        self.loop_waiters = still
+
+    def _step(self, face, fn, *args):
+        result = self._on(face, fn, *args)
+        return result
+
+    # ---- producer face ----
+
+    @precondition(lambda self: not self._thread_busy("producer") and self.phase is not Phase.FINISHED)
+    @rule(sizes=st.lists(st.integers(0, 4), min_size=1, max_size=4))
+    def put(self, sizes):
+        for size in sizes:
+            if not self._on("producer", self.h.has_room):
+                assert not self._room()
+                return   # a producer waits for room before it puts
+            assert self._room()
+            self._put(size)
+
+    def _put(self, size):
+        item = self.next_item
+        self.next_item += 1
+        self.sizes[item] = size
+        accepted = self._on("producer", self.h.put, item, size)
+        assert accepted == (self.phase is Phase.OPEN)
+        if accepted:
+            self.put_items.append(item)
+            self.untaken.append(item)
+            self.held_items += 1
+            self.held_bytes += size
+        self._check_waiters()
+
+    @precondition(lambda self: not self._thread_busy("producer") and self.phase is Phase.FINISHED)
+    @rule()
+    def put_after_finish(self):
+        with pytest.raises(RuntimeError):
+            self._on("producer", self.h.put, "late")
+
+    @precondition(lambda self: not self._thread_busy("producer") and self.steps >= ENDS_AFTER)
+    @rule(outcome=st.sampled_from([None, "error"]))
+    def finish(self, outcome):
+        self._on("producer", self.h.finish, outcome)
+        if self.phase is Phase.OPEN:
+            self.phase = Phase.FINISHED
+            self.outcome = outcome
+        self._check_waiters()
+
+    @precondition(lambda self: not self._thread_busy("producer"))
+    @rule()
+    def wanted_(self):
+        assert self._on("producer", self.h.wanted) == (self.wanted or self.phase is not Phase.OPEN)
+        self.wanted = False
+        self._check_waiters()
+
+    @precondition(lambda self: self._can_wait("producer", "room"))
+    @rule()
+    def producer_waits_for_room(self):
+        self._start_wait("producer", "room")
+
+    @precondition(lambda self: self._can_wait("producer", "demand"))
+    @rule()
+    def producer_waits_for_demand(self):
+        self._start_wait("producer", "demand")
+
+    # ---- consumer face ----
+
+    @precondition(lambda self: not self._thread_busy("consumer"))
+    @rule()
+    def poll(self):
+        batch = self._on("consumer", self.h.poll)
+        if self._ready("take"):
+            self._took(batch)
+        else:
+            assert batch is None
+        self._check_waiters()
+
+    @precondition(lambda self: self._can_wait("consumer", "take"))
+    @rule()
+    def consumer_waits(self):
+        self._start_wait("consumer", "take")
+
+    @precondition(lambda self: not self._thread_busy("consumer") and self.undelivered)
+    @rule(data=st.data())
+    def release(self, data):
+        n = data.draw(st.integers(1, len(self.undelivered)))
+        delivered, self.undelivered = self.undelivered[:n], self.undelivered[n:]
+        nbytes = sum(self.sizes[i] for i in delivered)
+        self._on("consumer", self.h.release, n, nbytes)
+        self.held_items -= n
+        self.held_bytes -= nbytes
+        self._check_waiters()
+
+    @precondition(lambda self: not self._thread_busy("consumer"))
+    @rule()
+    def want(self):
+        self._on("consumer", self.h.want)
+        self.wanted = True
+        self._check_waiters()
+
+    @precondition(lambda self: not self._thread_busy("consumer") and self.steps >= ENDS_AFTER)
+    @rule(reason=st.sampled_from([None, "gone"]))
+    def close(self, reason):
+        self._on("consumer", self.h.close, reason)
+        if self.phase is not Phase.CLOSED:
+            self.phase = Phase.CLOSED
+            self.outcome = reason
+            self.untaken = []
+        self._check_waiters()
+
+    # ---- waits ----
+
+    def _can_wait(self, face, kind):
+        """At most two loop tasks wait for the same thing; the thread waits for one thing."""
+        if self.loop_produces == (face == "producer"):
+            return sum(1 for k, _ in self.loop_waiters if k == kind) < 2
+        return self.thread_waiter is None
+
+    def _start_wait(self, face, kind):
+        loop_side = self.loop_produces == (face == "producer")
+        if loop_side:
+            wait = getattr(self.h, kind)
+            fut = asyncio.run_coroutine_threadsafe(wait(), self.loop)
+            self.loop_waiters.append((kind, fut))
+        else:
+            thread_kind = {"take": "take_wait", "room": "wait_room", "demand": "wait_demand"}[kind]
+            fut = self.worker.submit(before_deadline, getattr(self.h, thread_kind))
+            self.thread_waiter = (thread_kind, fut)
+        self._settle()
+        self._check_waiters()
+
+    # ---- after every step ----
+
+    @invariant()
+    def state_matches_the_model(self):
+        self.steps += 1
+        h = self.h
+        assert h.phase is self.phase
+        assert (h.held_items, h.held_bytes) == (self.held_items, self.held_bytes)
+        assert h.held_items <= MAX_ITEMS
+        assert h.held_bytes < MAX_BYTES + 5
+        assert self.taken == self.put_items[:len(self.taken)], "taken out of order or twice"
+
+    def teardown(self):
+        try:
+            if self.phase is not Phase.CLOSED and not self._thread_busy("consumer"):
+                if not self._thread_busy("producer"):
+                    self.finish(None)
+                if self.phase is Phase.FINISHED:
+                    self.poll()
+                    assert self.taken == self.put_items, "an item was never delivered"
+        finally:
+            # end every wait: the loop side's terminal step, then stop the threads
+            end = self.h.finish if self.loop_produces else self.h.close
+            self._on_loop(end)
+            for _, fut in self.loop_waiters + ([self.thread_waiter] if self.thread_waiter else []):
+                fut.result(HANG)
+            self.worker.shutdown()
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.loop_thread.join(HANG)
+            self.loop.close()
+
+
+_machine_settings = settings(max_examples=30, stateful_step_count=40, deadline=None,
+                             suppress_health_check=[HealthCheck.too_slow])
+
+
+@_machine_settings
+class LoopProduces(HandoffMachine):
+    loop_is = "producer"
+
+
+@_machine_settings
+class LoopConsumes(HandoffMachine):
+    loop_is = "consumer"
+
+
+TestHandoffLoopProduces = LoopProduces.TestCase
+TestHandoffLoopConsumes = LoopConsumes.TestCase
