@@ -1044,11 +1044,16 @@ class HandoffMachine(RuleBasedStateMachine):
         return self.phase is not Phase.OPEN or (
             self.held_items < MAX_ITEMS and self.held_bytes < MAX_BYTES)
 
+    def _drained(self):
+        # The low-water mark: a producer waiting for room is woken when a release brings the
+        # held items down to half the limits.
+        return self.held_items <= MAX_ITEMS // 2 and self.held_bytes <= MAX_BYTES // 2
+
     def _ready(self, kind):
         if kind in ("take", "take_wait"):
             return bool(self.untaken) or self.phase is not Phase.OPEN
         if kind in ("room", "wait_room"):
-            return self._room()
+            return self.phase is not Phase.OPEN or self._drained()
         return self.wanted or self.phase is not Phase.OPEN
 
     def _took(self, batch):
@@ -1071,6 +1076,10 @@ class HandoffMachine(RuleBasedStateMachine):
                     self._took(result)
                 else:
                     assert result is True
+            elif kind == "wait_room" and fut.done() and self._room():
+                # Woken for another reason (a want()), it found room: it may go on.
+                assert fut.result(HANG) is True
+                self.thread_waiter = None
             else:
                 assert not fut.done(), "%s ended with nothing to end it" % kind
         still = []
@@ -1092,6 +1101,8 @@ class HandoffMachine(RuleBasedStateMachine):
             if kind != "take" and self._ready(kind):
                 assert fut.result(HANG) is None
                 continue
+            if kind == "room" and fut.done() and self._room():
+                continue  # woken for another reason, it found room: it may go on
             assert not fut.done(), "%s ended with nothing to end it" % kind
             still.append((kind, fut))
         self.loop_waiters = still
@@ -1147,7 +1158,10 @@ class HandoffMachine(RuleBasedStateMachine):
         self.wanted = False
         self._check_waiters()
 
-    @precondition(lambda self: self._can_wait("producer", "room"))
+    # A wait that starts with room but above the low-water mark returns at once; one that starts
+    # without room ends at the low-water mark. The model starts waits only where the two agree.
+    @precondition(lambda self: self._can_wait("producer", "room")
+                  and (not self._room() or self._ready("room")))
     @rule()
     def producer_waits_for_room(self):
         self._start_wait("producer", "room")
