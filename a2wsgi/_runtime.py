@@ -92,6 +92,13 @@ class _Runtime:
             asyncio.set_event_loop(None)
             loop.close()
 
+    @property
+    def failure(self):
+        """Why requests cannot be served (startup failed or timed out), or None."""
+        if self.startup is Startup.FAILED or self.startup is Startup.TIMED_OUT:
+            return self.message or "(no message)"
+        return None
+
     # ---- startup --------------------------------------------------------------------------------
 
     def begin(self):

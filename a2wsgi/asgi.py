@@ -839,6 +839,13 @@ class ASGIMiddleware:
                     "dropped (warned once)", level=logging.WARNING)
 
     def _start_runtime(self):
+        """This process's runtime, its lifespan startup decided (waited for without the lock).
+        ``python -m a2wsgi serve`` calls it to run startup before serving."""
+        runtime = self._create_runtime()
+        runtime.wait_started()
+        return runtime
+
+    def _create_runtime(self):
         """Create this process's runtime and begin lifespan startup; the lock is held only for
         that, never while startup runs."""
         with self._lock:
@@ -882,7 +889,7 @@ class ASGIMiddleware:
                                    "%d arguments" % (1 + (start_response is not None) + len(more)))
         runtime = self._runtime
         if runtime is None or runtime.pid != os.getpid():
-            runtime = self._start_runtime()
+            runtime = self._create_runtime()
         startup = runtime.startup
         if startup is not Startup.COMPLETE and startup is not Startup.UNSUPPORTED:
             startup = runtime.wait_started()
