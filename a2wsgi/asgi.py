@@ -487,6 +487,9 @@ class _ASGICall:
             return
         outcome = self._end[0]
         if isinstance(outcome, BaseException):
+            # raised from __next__, the error's traceback now holds that frame, and so this call:
+            # drop the frames' locals so that no cycle keeps the request alive
+            _clear_frames(outcome)
             self._forget()
             return
         self._input_open = False
@@ -503,8 +506,7 @@ class _ASGICall:
         self._forget()
 
     def _forget(self):
-        """The app task is over: drop what could hold its error (and so its frames)."""
-        self._response = self._request = self._task_end = None
+        """The app task is over: drop what the server's thread held of it (its error, its head)."""
         self._end = self._head = None
 
     # ------------------------------------------------------------------ loop
