@@ -535,6 +535,8 @@ class _ASGICall:
         self._ended(error)
 
     def _ended(self, error):
+        if self._phase not in _OVER and self._response.phase is Stream.CLOSED:
+            self._on_gone()  # close() ran; its scheduled _on_gone has not yet
         timer = self._cancel_timer
         if timer is not None:
             timer.cancel()
@@ -578,7 +580,8 @@ class _ASGICall:
             task.cancel()
 
     def _on_gone(self):
-        """The server closed the response before its end (scheduled by ``close()``)."""
+        """The server closed the response before its end: scheduled by ``close()``, or seen
+        first through the closed hand-off (a ``put`` refused, or at the task's end)."""
         if self._phase not in _OVER:
             self._to(Phase.GONE)
         self._disconnected = True
@@ -723,7 +726,10 @@ class _ASGICall:
                 if body:
                     if self._senders or not response.has_room():
                         await self._wait_turn(True)
-                    if not response.put(body, len(body)) or self._disconnected:
+                    if not response.put(body, len(body)):
+                        self._on_gone()
+                        raise ClientDisconnected("the client disconnected")
+                    if self._disconnected:
                         raise ClientDisconnected("the client disconnected")
                 return
             self._ended_at = time.monotonic()

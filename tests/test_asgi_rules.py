@@ -762,3 +762,30 @@ def test_hook_widened_window_put_then_finish(middlewares, monkeypatch, racy):
         r = serve(mw, make_environ("/"))
         outcomes.add((r.status, r.body, r.error, isinstance(r.result, list)))
     assert outcomes == {("200 OK", b"12", None, False)}
+
+
+def test_rule4_disconnect_seen_through_the_hand_off_is_never_an_error(middlewares, monkeypatch, caplog):
+    """A hook delays close()'s message to the loop, so that the app's send() finds the hand-off
+    closed first: the ClientDisconnected it raises is still the client's disconnect, logged at
+    debug level, every time."""
+    def hook(h, point):
+        if point == "close":
+            time.sleep(0.002)
+
+    monkeypatch.setattr(handoff, "hook", hook)
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        while True:
+            await send({"type": "http.response.body", "body": b"tick", "more_body": True})
+            await asyncio.sleep(0)
+
+    mw = middlewares(app)
+    with caplog.at_level(logging.DEBUG, logger="a2wsgi"):
+        for _ in range(200):
+            call(mw, make_environ("/"), max_chunks=2)
+        assert wait_until(lambda: pending_tasks(mw) == [])
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert sum("ended on the client's disconnect" in r.getMessage() for r in caplog.records) == 200
