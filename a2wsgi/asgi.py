@@ -16,7 +16,6 @@ The WSGI thread waits only on its ``Signal`` (shared by the hand-offs it waits o
 deadline; the loop is reached only through ``schedule``.
 """
 
-import asyncio
 import collections
 import enum
 import logging
@@ -26,7 +25,6 @@ import time
 import traceback
 import weakref
 
-from . import _runtime
 from ._apps import check_asgi_app, wrong_call_error
 from ._handoff import Handoff, Phase as Stream, Signal
 from ._hot import asgi_hot
