@@ -1,29 +1,34 @@
-"""ASGIMiddleware: an ASGI application served by a WSGI server.
+"""ASGIMiddleware: an ASGI application served by a WSGI server (A->W).
 
-The application runs on an asyncio event loop in one background thread per process (started
-lazily, in the process that serves, so that a middleware created before a fork works in every
-child), or on the ``loop`` the user passes. A request costs one hop to the loop and, for a small
-body and a one-chunk response, one wake-up back:
+This module holds only the protocol: one ``_ASGICall`` per WSGI request runs the app's
+``receive``/``send`` on the event loop and is the WSGI iterable on the server's thread. The
+bytes cross between the two through ``a2wsgi._handoff`` (response body: the loop produces in
+``send()``, the WSGI thread consumes and releases each chunk as it yields it; request body: the
+WSGI thread reads ``wsgi.input`` when the app asks, the loop consumes in ``receive()``). The loop
+thread and lifespan live in ``a2wsgi._runtime``.
 
-- a small request body (``CONTENT_LENGTH`` up to 64 KiB) is read on the WSGI thread before the app
-  is submitted; larger or chunked bodies are read in pieces, on the WSGI thread, when the app asks;
-- ``send()`` appends to a bounded buffer and returns without waiting for the WSGI thread, unless the
-  buffer is full; the WSGI thread wakes once per batch and yields the chunks to the server.
+A request costs one hop to the loop and, for a small body and a one-chunk response, one wake-up
+back: a request body up to ``SMALL_BODY`` with a known length is read before the app starts;
+``send()`` returns without waiting for the WSGI thread unless ``HELD_CHUNKS`` chunks or
+``HELD_BYTES`` bytes are held.
+
+The WSGI thread waits only on its ``Signal`` (shared by the hand-offs it waits on), with a
+deadline; the loop is reached only through ``schedule``.
 """
 
-import asyncio
 import collections
-import concurrent.futures
+import enum
 import logging
 import os
-import queue
 import threading
 import time
 import traceback
 import weakref
 
 from ._apps import check_asgi_app, wrong_call_error
+from ._handoff import Handoff, Phase as Stream, Signal
 from ._hot import asgi_hot
+from ._runtime import Startup, _Runtime
 
 build_scope = asgi_hot.build_scope
 decode_response_headers = asgi_hot.decode_response_headers
@@ -38,9 +43,10 @@ logger = logging.getLogger("a2wsgi")
 SMALL_BODY = 64 * 1024
 #: Size of one ``wsgi.input.read()`` when the body is streamed to the app.
 READ_SIZE = 64 * 1024
-#: Pieces read each time the app runs out of request body (one hop there and back carries them).
+#: Pieces read each time the app runs out of request body (one wake-up carries them).
 READ_AHEAD = 4
-#: ``send()`` waits for the WSGI thread once this many body chunks or bytes are held.
+#: ``send()`` waits for the WSGI thread while this many body chunks or bytes are produced and not
+#: yet handed to the server (taken but not yielded counts as held).
 HELD_CHUNKS = 16
 HELD_BYTES = 1024 * 1024
 
@@ -52,9 +58,12 @@ _ERROR_HEADERS = (("Content-Type", "text/plain; charset=utf-8"), ("Content-Lengt
 _BAD_LENGTH_BODY = b"Bad Request: invalid Content-Length"
 _BAD_LENGTH_HEADERS = (("Content-Type", "text/plain; charset=utf-8"),
                        ("Content-Length", str(len(_BAD_LENGTH_BODY))))
+_SHORT_BODY = b"Bad Request: the request body ended before Content-Length"
+_SHORT_HEADERS = (("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(_SHORT_BODY))))
 _TOO_MANY_HEADERS_BODY = b"Request Header Fields Too Large: more than %d headers" % MAX_REQUEST_HEADERS
 _TOO_MANY_HEADERS_HEADERS = (("Content-Type", "text/plain; charset=utf-8"),
                              ("Content-Length", str(len(_TOO_MANY_HEADERS_BODY))))
+_DISCONNECT = {"type": "http.disconnect"}
 
 
 class ClientDisconnected(OSError):
@@ -98,218 +107,334 @@ def _caused_by_disconnect(exc):
     return False
 
 
-class _Exchange:
-    """One request. The WSGI-thread side is the iterable returned to the server (``__next__``,
-    ``close``); the loop side is the app task with ``receive``/``send``. Fields shared by the two
-    threads are touched only with ``_mutex`` held; each other field belongs to one side."""
+def _clear_frames(exc):
+    """Drop the local variables of the finished frames in ``exc``'s tracebacks (and its causes'),
+    so that no reference cycle (exception -> traceback -> frame -> this call) keeps a request, and
+    what the app's frames hold (an async generator whose ``finally`` must run), alive until the
+    cyclic garbage collector runs."""
+    seen = 0
+    while exc is not None and seen < 20:
+        traceback.clear_frames(exc.__traceback__)
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
 
-    def __init__(self, app, loop, environ, start_response, wait_time):
-        self._app = app
+
+class Phase(enum.Enum):
+    """The app's response, as the loop sees it (the ASGI HTTP spec's message order)."""
+
+    STARTING = "starting"    # no http.response.start yet
+    STARTED = "started"      # http.response.start, no body message yet
+    STREAMING = "streaming"  # one or more body messages, more to come
+    ENDED = "ended"          # the last body message (more_body=False) or pathsend
+    FAILED = "failed"        # the app task ended (raised, returned, was cancelled) before ENDED
+    GONE = "gone"            # the client went away (the server closed the response) before ENDED
+
+
+_ALLOWED = {
+    Phase.STARTING: frozenset((Phase.STARTED, Phase.FAILED, Phase.GONE)),
+    Phase.STARTED: frozenset((Phase.STREAMING, Phase.ENDED, Phase.FAILED, Phase.GONE)),
+    Phase.STREAMING: frozenset((Phase.ENDED, Phase.FAILED, Phase.GONE)),
+    Phase.ENDED: frozenset(),
+    Phase.FAILED: frozenset(),
+    Phase.GONE: frozenset(),
+}
+_OVER = frozenset((Phase.ENDED, Phase.FAILED, Phase.GONE))
+
+
+class Serving(enum.Enum):
+    """Where the WSGI iterable is, on the server's thread."""
+
+    HEAD = "head"        # waiting for the first body message (start_response not called yet)
+    BODY = "body"        # yielding body chunks
+    DONE = "done"        # the iteration is over (the body ended, or its error was raised)
+    CLOSED = "closed"    # close() was called
+
+
+_SERVING_ALLOWED = {
+    Serving.HEAD: frozenset((Serving.BODY, Serving.DONE, Serving.CLOSED)),
+    Serving.BODY: frozenset((Serving.DONE, Serving.CLOSED)),
+    Serving.DONE: frozenset((Serving.CLOSED,)),
+    Serving.CLOSED: frozenset(),
+}
+
+
+class _Head:
+    """The response head, handed over with the first body message (PEP 3333 lets
+    ``start_response`` wait for it): ``sized`` when that message ended the body, ``file`` for
+    ``http.response.pathsend``."""
+
+    __slots__ = ("status", "headers", "sized", "file")
+
+    def __init__(self, status, headers, sized, file=None):
+        self.status = status
+        self.headers = headers
+        self.sized = sized
+        self.file = file
+
+
+class _Gone:
+    """Outcome markers for the request-body hand-off."""
+
+    __slots__ = ("why",)
+
+    def __init__(self, why):
+        self.why = why
+
+    def __repr__(self):
+        return "<%s>" % self.why
+
+
+_CLIENT_GONE = _Gone("the client went away")
+_INPUT_SHORT = _Gone("wsgi.input ended before CONTENT_LENGTH")
+_INPUT_FAILED = _Gone("reading wsgi.input failed")
+
+
+class _Chunks(list):
+    """A complete response: a list (``len() == 1`` lets the server set Content-Length) whose
+    ``close()`` waits for the app's remaining work as the streaming iterable's does."""
+
+    __slots__ = ("_call",)
+
+    def close(self):
+        call, self._call = self._call, None
+        if call is not None:
+            call.close()
+
+
+class _ASGICall:
+    """One call of the ASGI app for one WSGI request.
+
+    Server's thread: ``respond()`` (waits for the first body message, calls ``start_response``)
+    and the WSGI iterable (``__next__``, ``close``), position in ``_serving``. Loop: the app task
+    with ``receive``/``send``, the response in ``_phase``. The two share nothing but the three
+    hand-offs: ``_response`` (the head and body chunks; finished with the end time, or the app's
+    error), ``_request`` (request body pieces, pulled; finished with None or a ``_Gone``) and
+    ``_task_end`` (finished when the app task is done).
+    """
+
+    def __init__(self, owner, loop, environ, start_response, schedule=None):
+        self._owner = owner
+        self._app = owner.app
         self._loop = loop
         self._environ = environ
         self._start_response = start_response
-        self._wait_time = wait_time
-        self._mutex = threading.Lock()
-        self._wakeup = queue.SimpleQueue()
-        # shared, under _mutex
-        self._start = None          # (status, headers) from http.response.start
-        self._out = []              # body chunks not yet taken by the WSGI thread
-        self._out_bytes = 0
-        self._ended = False         # the app sent its last body message
-        self._pathsend = None       # the path of http.response.pathsend
-        self._finished = False      # the app task is done
-        self._error = None          # what the app raised
-        self._sleeping = False      # the WSGI thread waits on _wakeup
-        self._want_body = False     # the app waits for request body pieces
-        self._send_blocked = False  # send() waits for the WSGI thread to take chunks
-        # WSGI thread
+        self._wait_time = owner.wait_time
+        signal = self._signal = Signal()
+        self._schedule = schedule = loop.call_soon_threadsafe if schedule is None else schedule
+        self._response = Handoff(loop, "producer", HELD_CHUNKS, HELD_BYTES, signal, schedule)
+        self._request = Handoff(loop, "consumer", signal=signal, schedule=schedule)
+        self._task_end = Handoff(loop, "producer", signal=signal, schedule=schedule)
+        # server's thread
+        self._serving = Serving.HEAD
+        self._items = []          # body chunks taken and not yet yielded, from _pos on
+        self._pos = 0
+        self._head = None
+        self._end = None          # the response's last batch outcome, once FINISHED was taken
         self._input = environ.get("wsgi.input")
-        self._remaining = None      # body bytes still to read; None: read until EOF
-        self._input_done = True
-        self._input_gone = False    # wsgi.input failed or ended early: the client went away
-        self._batch = None          # iterator over the chunks being yielded
-        self._w_ended = False
-        self._w_finished = False
-        self._released = False      # the task is finished, or was cancelled after wait_time
-        self._yielded = False       # a non-empty chunk went to the server: the headers are out
-        self._complete = False      # nothing more to yield
-        self._closed = False
+        self._remaining = None    # request body bytes still to read; None: read until EOF
+        self._input_open = False  # the app may still ask for request body
+        self._input_short = False  # wsgi.input ended before CONTENT_LENGTH, or failed
         # loop
+        self._phase = Phase.STARTING
         self._task = None
+        self._start = None
+        self._trailers = False
         self._incoming = collections.deque()
-        self._body_complete = False  # the last request body message is delivered or queued
-        self._gone = False           # the client went away
-        self._response_done = False
-        self._waiters = []           # futures of receive() calls waiting for news
-        self._read_requested = False
-        self._drain = None           # future a send() awaits while the buffer is full
-        self._start_sent = False
-        self._body_sent = False
+        self._request_done = False   # the request hand-off finished (its last batch is taken)
+        self._disconnected = False   # receive() answers http.disconnect once _incoming is empty
+        self._reading = False        # one receive() waits on _request.take(); others on _receivers
+        self._receivers = []
+        self._senders = collections.deque()  # send() calls waiting their turn, in call order
+        self._final = None           # items of the last body message, handed over by _hand_end
+        self._ended_at = None
+        self._cancel_timer = None
 
-    # ------------------------------------------------------------------ WSGI thread
+    # ------------------------------------------------------------------ server's thread
 
-    def prepare_body(self, length):
-        """Set up the request body before the app starts; read it now if it is small."""
+    def _serve(self, new):
+        if new not in _SERVING_ALLOWED[self._serving]:
+            raise RuntimeError("ASGIMiddleware: the WSGI iterable cannot go from %s to %s"
+                               % (self._serving.name, new.name))
+        self._serving = new
+
+    def read_small_body(self, length):
+        """Before the app starts: hand over a small request body whole (one hop carries it), or
+        prepare to read a larger one when the app asks."""
         stream = self._input
+        request = self._request
         if length is None:
             if stream is not None and self._environ.get("wsgi.input_terminated"):
-                self._input_done = False
+                self._input_open = True
                 return
             length = 0
         if length == 0 or stream is None:
-            self._incoming.append({"type": "http.request", "body": b"", "more_body": False})
-            self._body_complete = True
+            request.finish()
         elif length <= SMALL_BODY:
-            body = self._read_exactly(stream, length)
-            if body is None:
-                self._gone = self._input_gone = True
-            else:
-                self._incoming.append({"type": "http.request", "body": body, "more_body": False})
-            self._body_complete = True
+            self._remaining = length
+            body = self._read(length)
+            if body is not None and self._remaining == 0:
+                request.put(body, len(body))
+                request.finish()
         else:
             self._remaining = length
-            self._input_done = False
+            self._input_open = True
 
-    def _read_exactly(self, stream, length):
-        """``length`` bytes of input, or None if it ends early or fails (the client went away)."""
+    def _read(self, size):
+        """Read up to ``size`` bytes of input (all of them when the length is known), never past
+        ``CONTENT_LENGTH``. None, and the request hand-off finished with a ``_Gone``, when the
+        input ended early or failed."""
+        stream = self._input
+        remaining = self._remaining
         try:
-            data = stream.read(length)
-            got = len(data)
-            if got < length:
-                parts = [data]
-                while got < length:
-                    more = stream.read(length - got)
-                    if not more:
-                        return None
-                    parts.append(more)
-                    got += len(more)
-                data = b"".join(parts)
+            data = stream.read(size)
+            if remaining is not None:
+                if len(data) > remaining:
+                    data = data[:remaining]  # PEP 3333: never past CONTENT_LENGTH
+                if len(data) < size:
+                    parts = [data]
+                    got = len(data)
+                    while got < size:
+                        more = stream.read(size - got)
+                        if not more:
+                            break
+                        more = more[:size - got]
+                        parts.append(more)
+                        got += len(more)
+                    data = b"".join(parts)
+                if len(data) < size:
+                    self._input_done(_INPUT_SHORT, len(data))
+                    return None
+                self._remaining = remaining - len(data)
         except Exception as exc:
             _report(self._environ, "reading the request body failed: %r" % (exc,), level=logging.DEBUG)
+            self._input_done(_INPUT_FAILED)
             return None
         return data
 
-    def _read_pieces(self):
-        """Read up to READ_AHEAD pieces of the request body and hand them to the loop at once."""
-        pieces = []
-        complete = gone = False
-        if self._closed:
-            gone = True
-        elif not self._input_done:
-            stream = self._input
-            try:
-                for _ in range(READ_AHEAD):
-                    remaining = self._remaining
-                    data = stream.read(READ_SIZE if remaining is None else min(READ_SIZE, remaining))
-                    if not data:
-                        if remaining is None:
-                            complete = True
-                        else:
-                            gone = True  # PEP 3333 input ended before CONTENT_LENGTH: never "complete"
-                        break
-                    pieces.append(data)
-                    if remaining is not None:
-                        remaining -= len(data)
-                        self._remaining = remaining
-                        if remaining <= 0:
-                            complete = True
-                            break
-            except Exception as exc:
-                _report(self._environ, "reading the request body failed: %r" % (exc,), level=logging.DEBUG)
-                gone = True
-            if complete or gone:
-                self._input_done = True
-            if gone:
-                self._input_gone = True
-        self._loop.call_soon_threadsafe(self._feed, pieces, complete, gone)
+    def _input_done(self, gone, got=None):
+        self._input_open = False
+        self._input_short = True
+        if gone is _INPUT_SHORT:
+            _report(self._environ, "the request body ended after %d of %d bytes (CONTENT_LENGTH)"
+                    % (self._environ_length() - self._remaining + got, self._environ_length()),
+                    level=logging.DEBUG)
+        self._request.finish(gone)
 
-    def _take(self, timeout=None, until_finished=False):
-        """Block until the app has produced body chunks, ended its body or finished (with
-        ``until_finished``: until it finished), reading request body pieces meanwhile when it
-        asks. Returns False if ``timeout`` passed first."""
-        chunks = None
+    def _environ_length(self):
+        try:
+            return int(self._environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return 0
+
+    def _read_pieces(self):
+        """The app asked for request body: read up to READ_AHEAD pieces and hand them over."""
+        request = self._request
+        for _ in range(READ_AHEAD):
+            remaining = self._remaining
+            if remaining is None:
+                try:
+                    data = self._input.read(READ_SIZE)
+                except Exception as exc:
+                    _report(self._environ, "reading the request body failed: %r" % (exc,),
+                            level=logging.DEBUG)
+                    self._input_done(_INPUT_FAILED)
+                    return
+                if not data:
+                    self._input_open = False
+                    request.finish()
+                    return
+            else:
+                data = self._read(min(READ_SIZE, remaining))
+                if data is None:
+                    return
+            if not request.put(data, len(data)):
+                self._input_open = False
+                return
+            if self._remaining == 0:
+                self._input_open = False
+                request.finish()
+                return
+
+    def _take(self, deadline=None):
+        """The next response batch (None at ``deadline``), reading request body meanwhile whenever
+        the app asks for it. Every wait is on the one Signal."""
+        response = self._response
+        request = self._request
+        wait = self._signal.wait
         while True:
-            with self._mutex:
-                if self._want_body:
-                    self._want_body = False
-                    read = True
-                else:
-                    read = False
-                    if self._finished or (not until_finished and (self._out or self._ended)):
-                        if self._out:  # taken; never the list itself left for the app to append to
-                            chunks = self._out
-                            self._out = []
-                            self._out_bytes = 0
-                        self._w_ended = self._ended
-                        self._w_finished = self._finished
-                        resume = self._send_blocked
-                        self._send_blocked = False
-                        break
-                    self._sleeping = True
-            if read:
+            batch = response.poll()
+            if batch is not None:
+                return batch
+            if self._input_open and request.wanted():
                 self._read_pieces()
                 continue
-            try:
-                self._wakeup.get(timeout=timeout)
-            except queue.Empty:
-                with self._mutex:
-                    self._sleeping = False
-                return False
-        if resume:
-            self._loop.call_soon_threadsafe(self._resume_send)
-        if self._w_finished:
-            self._released = True
-        if chunks:
-            self._batch = iter(chunks)
-        return True
+            if not wait(deadline):
+                return response.poll()
+
+    def _absorb(self, batch):
+        items = batch.items
+        if items:
+            if self._head is None and items[0].__class__ is _Head:
+                self._head = items[0]
+                items = items[1:]
+            if self._pos < len(self._items):
+                self._items.extend(items)
+            else:
+                self._items = items
+                self._pos = 0
+        if batch.phase is not Stream.OPEN:
+            self._end = (batch.outcome,)
 
     def respond(self):
-        """Wait for the response to start, call ``start_response`` and return the WSGI iterable."""
-        self._take()
-        start = self._start
-        if start is None or not self._w_ended and self._w_finished:
-            return self._fail_before_body()
-        status, headers = start
-        if self._pathsend is not None:
-            return self._serve_path(status, headers)
+        """Wait for the first body message (or the app's end), call ``start_response`` and return
+        the WSGI iterable (ASGIMiddleware rules 1, 3 and 8)."""
+        while True:
+            self._absorb(self._take())
+            head = self._head
+            if head is None:
+                if self._end is not None:
+                    return self._fail_before_body()
+                continue
+            if not head.sized or self._end is not None:
+                break
+        if head.file is not None:
+            return self._serve_file(head)
         try:
-            self._start_response(status, headers)
+            self._start_response(head.status, head.headers)
         except BaseException:
             self.close()  # the server cannot send this response: for the app, the client went away
             raise
-        if self._w_finished:
-            self._complete = True
-            chunks = list(self._batch) if self._batch is not None else []
-            self._batch = None
+        if head.sized:
+            chunks = _Chunks(self._items[self._pos:])
+            self._items = []
+            self._pos = 0
+            self._response.release(len(chunks), sum(map(len, chunks)))
+            self._serve(Serving.DONE)
+            chunks._call = self
             return chunks
+        self._serve(Serving.BODY)
         return self
 
     def _fail_before_body(self):
-        """PEP 3333: a 500 through ``start_response(..., exc_info)``, the headers not sent yet."""
-        error = self._error
-        if error is None:
-            error = RuntimeError("the ASGI app returned without %s" % (
-                "sending http.response.start" if self._start is None else "completing its response body"))
-            self._report_unfinished(str(error))
-        self._complete = True
-        self._batch = None
+        """The app ended before its first body message: a 500 through ``start_response(...,
+        exc_info)`` (PEP 3333), or a 400 when the request body was short and the app ended on the
+        ``http.disconnect`` it was told (rule 13; a failing ``wsgi.input`` is the same
+        client-side end)."""
+        (error,) = self._end
+        self._serve(Serving.DONE)
+        self._forget()
+        if self._input_short:
+            self._start_response("400 Bad Request", list(_SHORT_HEADERS))
+            return [_SHORT_BODY]
         self._start_response("500 Internal Server Error", list(_ERROR_HEADERS),
                              (type(error), error, error.__traceback__))
         return [_ERROR_BODY]
 
-    def _serve_path(self, status, headers):
-        if not self._w_finished:
-            self._wait_for_task()
-        path = self._pathsend
+    def _serve_file(self, head):
+        f = head.file
+        self._serve(Serving.DONE)
         try:
-            f = open(path, "rb")
-        except OSError as exc:
-            self._error = exc
-            _report(self._environ, "http.response.pathsend: cannot open %r" % (path,), exc)
-            return self._fail_before_body()
-        self._complete = True
-        try:
-            self._start_response(status, headers)
+            self._start_response(head.status, head.headers)
             wrapper = self._environ.get("wsgi.file_wrapper")
             if wrapper is not None:
                 return wrapper(f, READ_SIZE)
@@ -323,182 +448,163 @@ class _Exchange:
 
     def __next__(self):
         while True:
-            batch = self._batch
-            if batch is not None:
-                for chunk in batch:
-                    self._yielded = True
-                    return chunk
-                self._batch = None
-            if self._complete:
+            items = self._items
+            pos = self._pos
+            if pos < len(items):
+                chunk = items[pos]
+                self._pos = pos + 1
+                self._response.release(1, len(chunk))
+                return chunk
+            if self._serving is not Serving.BODY:
                 raise StopIteration
-            if self._w_ended:
-                self._complete = True
-                if not self._w_finished:
-                    self._wait_for_task()
+            end = self._end
+            if end is not None:
+                self._serve(Serving.DONE)
+                outcome = end[0]
+                if isinstance(outcome, BaseException):
+                    raise outcome  # rule 2: the chunks went out, then the app's error
                 raise StopIteration
-            if self._w_finished:
-                return self._fail_in_body()
-            self._take()
-
-    def _fail_in_body(self):
-        """The app finished without ending its body: a 500 if nothing was sent yet, else the error
-        is raised to the server (which aborts the response), or the body is cut short."""
-        self._complete = True
-        error = self._error
-        if error is None:
-            if self._yielded:
-                self._report_unfinished("the ASGI app returned without completing its response body; "
-                                        "the response is cut short")
-                raise StopIteration
-            error = RuntimeError("the ASGI app returned without completing its response body")
-            self._report_unfinished(str(error))
-        if self._yielded:
-            raise error
-        self._start_response("500 Internal Server Error", list(_ERROR_HEADERS),
-                             (type(error), error, error.__traceback__))
-        return _ERROR_BODY
-
-    def _report_unfinished(self, message):
-        """An app that stops short is an error, unless the client had gone away while sending the
-        request body (the app saw ``http.disconnect``; returning is its right answer)."""
-        if self._input_gone:
-            _report(self._environ, message + " (the client went away while sending the request body)",
-                    level=logging.DEBUG)
-        else:
-            _report(self._environ, message)
-
-    def _wait_for_task(self):
-        """After the last body: wait for the app's background work, at most ``wait_time``, then
-        cancel it."""
-        wait_time = self._wait_time
-        if wait_time is None:
-            self._take(until_finished=True)
-            return
-        if not self._take(max(wait_time, 0.0), until_finished=True):
-            self._released = True
-            self._loop.call_soon_threadsafe(self._cancel)
+            self._absorb(self._take())
 
     def close(self):
-        """PEP 3333 ``close()``. Before the body ended, the client went away: the app's pending
-        ``receive()`` gets ``http.disconnect``, its ``send()`` raises ``OSError``."""
-        if self._closed:
+        """PEP 3333 ``close()``. Before the body ended the client went away: the app's pending
+        ``receive()`` gets ``http.disconnect`` and its next ``send()`` raises
+        ``ClientDisconnected``, and this returns at once. After it, wait for the app's remaining
+        work until ``wait_time`` after the last body message, then cancel it."""
+        serving = self._serving
+        if serving is Serving.CLOSED:
             return
-        self._closed = True
-        self._batch = None
-        self._complete = True
-        if self._released:
+        self._serve(Serving.CLOSED)
+        self._items = []
+        self._pos = 0
+        if self._end is None:
+            self._input_open = False
+            self._response.close(_CLIENT_GONE)
+            self._request.finish(_CLIENT_GONE)
+            self._schedule(self._on_gone)
             return
-        if not self._w_ended:
-            self._loop.call_soon_threadsafe(self._disconnect)
-        self._wait_for_task()
+        outcome = self._end[0]
+        if isinstance(outcome, BaseException):
+            # raised from __next__, the error's traceback now holds that frame, and so this call:
+            # drop the frames' locals so that no cycle keeps the request alive
+            _clear_frames(outcome)
+            self._forget()
+            return
+        self._input_open = False
+        self._request.finish(_CLIENT_GONE)
+        wait_time = self._wait_time
+        deadline = None if wait_time is None else outcome + max(wait_time, 0.0)
+        task_end = self._task_end
+        while task_end.poll() is None:
+            if not self._signal.wait(deadline):
+                if task_end.poll() is None:
+                    self._schedule(self._cancel)
+                    return
+                break
+        self._forget()
+
+    def _forget(self):
+        """The app task is over: drop what the server's thread held of it (its error, its head)."""
+        self._end = self._head = None
 
     # ------------------------------------------------------------------ loop
+
+    def _to(self, new):
+        if new not in _ALLOWED[self._phase]:
+            raise RuntimeError("ASGIMiddleware: a response cannot go from %s to %s"
+                               % (self._phase.name, new.name))
+        self._phase = new
 
     def begin(self, scope):
         """Start the app task (on the loop: the one hop of the request)."""
         try:
             self._task = task = self._loop.create_task(self._app(scope, self.receive, self.send))
         except Exception as exc:
-            self._on_error(exc)
-            self._finish()
+            self._ended(exc)
             return
         task.add_done_callback(self._task_done)
 
     def _task_done(self, task):
+        self._task = None
         if task.cancelled():
-            if not (self._gone or self._response_done):
-                self._on_error(RuntimeError("the ASGI app task was cancelled"))
+            error = None if self._phase in _OVER else RuntimeError("the ASGI app task was cancelled")
         else:
-            exc = task.exception()
-            if exc is not None:
-                self._on_error(exc)
-        self._finish()
+            error = task.exception()
+        self._ended(error)
 
-    def _on_error(self, exc):
-        with self._mutex:
-            self._error = exc
-        if self._gone and (isinstance(exc, OSError) or _caused_by_disconnect(exc)):
-            _report(self._environ, "the ASGI app ended on the client's disconnect: %r" % (exc,),
-                    level=logging.DEBUG)
+    def _ended(self, error):
+        if self._phase not in _OVER and self._response.phase is Stream.CLOSED:
+            self._on_gone()  # close() ran; its scheduled _on_gone has not yet
+        timer = self._cancel_timer
+        if timer is not None:
+            timer.cancel()
+            self._cancel_timer = None
+        phase = self._phase
+        if phase is Phase.ENDED:
+            self._hand_end()
+            if error is not None:
+                _report(self._environ, "the ASGI app raised an exception after its response", error)
+        elif phase is Phase.GONE:
+            if error is not None:
+                if isinstance(error, OSError) or _caused_by_disconnect(error):
+                    _report(self._environ, "the ASGI app ended on the client's disconnect: %r" % (error,),
+                            level=logging.DEBUG)
+                else:
+                    _report(self._environ, "the ASGI app raised an exception", error)
         else:
-            _report(self._environ, "the ASGI app raised an exception", exc)
-
-    def _finish(self):
-        self._response_done = True
-        self._notify_receivers()
-        drain = self._drain
-        if drain is not None and not drain.done():
-            drain.set_result(None)
-        with self._mutex:
-            self._finished = True
-            wake = self._sleeping
-            self._sleeping = False
-        if wake:
-            self._wakeup.put(None)
-
-    def _wake_unless_done(self):
-        """Deferred wake-up after the last body: if the task finished meanwhile, its done callback
-        (already scheduled) wakes the WSGI thread once, with both news."""
-        task = self._task
-        if task is not None and task.done():
-            return
-        with self._mutex:
-            wake = self._sleeping
-            self._sleeping = False
-        if wake:
-            self._wakeup.put(None)
+            if error is None:
+                error = RuntimeError("the ASGI app returned without %s" % (
+                    "sending http.response.start" if phase is Phase.STARTING
+                    else "completing its response body"))
+                level = logging.DEBUG if self._disconnected else logging.ERROR
+                _report(self._environ, str(error) + (
+                    " (it was told http.disconnect)" if self._disconnected else ""), level=level)
+            elif self._disconnected and phase is not Phase.STREAMING:
+                _report(self._environ, "the ASGI app ended on http.disconnect: %r" % (error,),
+                        level=logging.DEBUG)
+            else:
+                _report(self._environ, "the ASGI app raised an exception", error)
+            self._to(Phase.FAILED)
+            self._response.finish(error)
+        self._wake_receivers()
+        self._task_end.finish()
+        if error is not None:
+            _clear_frames(error)
 
     def _cancel(self):
         task = self._task
         if task is not None and not task.done():
-            logger.debug("%s: wait_time passed after the response; cancelling the ASGI app task",
-                         _describe(self._environ))
-            self._gone = True
+            logger.debug("%s: wait_time passed; cancelling the ASGI app task", _describe(self._environ))
             task.cancel()
 
-    def _disconnect(self):
-        self._gone = True
-        self._notify_receivers()
-        drain = self._drain
-        if drain is not None and not drain.done():
-            drain.set_result(None)
+    def _on_gone(self):
+        """The server closed the response before its end: scheduled by ``close()``, or seen
+        first through the closed hand-off (a ``put`` refused, or at the task's end)."""
+        if self._phase not in _OVER:
+            self._to(Phase.GONE)
+        self._disconnected = True
+        self._wake_receivers()
+        if self._wait_time is not None and self._task is not None and self._cancel_timer is None:
+            self._cancel_timer = self._loop.call_later(max(self._wait_time, 0.0), self._cancel)
 
-    def _resume_send(self):
-        drain = self._drain
-        if drain is not None and not drain.done():
-            drain.set_result(None)
-
-    def _notify_receivers(self):
-        waiters = self._waiters
+    def _wake_receivers(self):
+        waiters = self._receivers
         if waiters:
-            self._waiters = []
+            self._receivers = []
             for fut in waiters:
                 if not fut.done():
                     fut.set_result(None)
 
-    def _feed(self, pieces, complete, gone):
-        self._read_requested = False
-        incoming = self._incoming
-        for piece in pieces:
-            incoming.append({"type": "http.request", "body": piece, "more_body": True})
-        if complete:
-            if pieces:
-                incoming[-1]["more_body"] = False
-            else:
-                incoming.append({"type": "http.request", "body": b"", "more_body": False})
-            self._body_complete = True
-        if gone:
-            self._gone = True
-        self._notify_receivers()
-
-    def _request_body(self):
-        self._read_requested = True
-        with self._mutex:
-            self._want_body = True
-            wake = self._sleeping
-            self._sleeping = False
-        if wake:
-            self._wakeup.put(None)
+    async def _wait_receivers(self):
+        fut = self._loop.create_future()
+        self._receivers.append(fut)
+        try:
+            await fut
+        finally:
+            if not fut.done():
+                fut.cancel()
+                if fut in self._receivers:
+                    self._receivers.remove(fut)
 
     async def receive(self):
         """ASGI ``receive``: the request body in pieces; then ``http.disconnect`` once the response
@@ -507,109 +613,174 @@ class _Exchange:
             incoming = self._incoming
             if incoming:
                 message = incoming.popleft()
-                if message["more_body"] and not incoming and not self._read_requested and not self._gone:
-                    self._request_body()
+                if not incoming and message["more_body"]:
+                    self._request.want()  # read ahead while the app works on this piece
                 return message
-            if self._gone or (self._body_complete and self._response_done):
-                return {"type": "http.disconnect"}
-            if not self._body_complete and not self._read_requested:
-                self._request_body()
-            fut = self._loop.create_future()
-            self._waiters.append(fut)
+            if self._disconnected:
+                return _DISCONNECT
+            if self._request_done or self._reading:
+                if self._request_done and self._phase in _OVER:
+                    return _DISCONNECT
+                await self._wait_receivers()
+                continue
+            self._reading = True
             try:
-                await fut
+                request = self._request
+                if request.phase is Stream.OPEN:
+                    request.want()
+                batch = await request.take()
             finally:
-                if not fut.done():
-                    fut.cancel()
-                    if fut in self._waiters:
-                        self._waiters.remove(fut)
+                self._reading = False
+                self._wake_receivers()
+            for piece in batch.items:
+                incoming.append({"type": "http.request", "body": piece, "more_body": True})
+            if batch.phase is not Stream.OPEN:
+                self._request_done = True
+                if batch.outcome is None:
+                    if incoming:
+                        incoming[-1]["more_body"] = False
+                    else:
+                        incoming.append({"type": "http.request", "body": b"", "more_body": False})
+                else:
+                    self._disconnected = True
+
+    async def _wait_turn(self, room):
+        """Wait until every earlier ``send()`` has handed its message over (call order), and
+        then, with ``room``, until the response hand-off has room (backpressure, rule 7)."""
+        senders = self._senders
+        fut = self._loop.create_future()
+        senders.append(fut)
+        try:
+            if senders[0] is not fut:
+                await fut
+            if room:
+                response = self._response
+                while not response.has_room():
+                    await response.room()
+        finally:
+            if senders and senders[0] is fut:
+                senders.popleft()
+                if senders and not senders[0].done():
+                    senders[0].set_result(None)
+            else:
+                senders.remove(fut)
+
+    def _hand_end(self):
+        """Hand over the last body message and finish the response hand-off with its time."""
+        final = self._final
+        if final is None:
+            return
+        self._final = None
+        response = self._response
+        for item in final:
+            if item.__class__ is _Head:
+                if not response.put(item, 0, 0) and item.file is not None:
+                    item.file.close()
+            else:
+                response.put(item, len(item))
+        response.finish(self._ended_at)
+
+    def _hand_end_unless_done(self):
+        """Deferred by one loop turn after the last body message: if the task finished meanwhile,
+        its done callback hands the end over, so that the WSGI thread wakes once for both."""
+        task = self._task
+        if task is None or not task.done():
+            self._hand_end()
+
+    def _refused(self, kind):
+        phase = self._phase
+        if phase is Phase.STARTING:
+            return RuntimeError("ASGI %s sent before http.response.start" % kind)
+        if phase is Phase.STREAMING and kind == "http.response.pathsend":
+            return RuntimeError("ASGI http.response.pathsend sent after http.response.body")
+        if kind == "http.response.start":
+            return RuntimeError("ASGI http.response.start sent twice")
+        return RuntimeError("ASGI %s sent after the response body was complete" % kind)
 
     async def send(self, message):
-        """ASGI ``send``: response messages go to the WSGI thread through a bounded buffer."""
-        if self._gone:
+        """ASGI ``send``: response messages go to the WSGI thread through the bounded hand-off."""
+        phase = self._phase
+        if self._disconnected and phase not in _OVER or phase is Phase.GONE:
             raise ClientDisconnected("the client disconnected")
         try:
             kind = message["type"]
         except (KeyError, TypeError):
             raise ValueError("an ASGI message must be a dict with a 'type' key, got %r" % (message,)) from None
         if kind == "http.response.body":
-            if not self._start_sent:
-                raise RuntimeError("ASGI http.response.body sent before http.response.start")
-            if self._body_sent:
-                raise RuntimeError("ASGI http.response.body sent after the response body was complete")
+            if phase is not Phase.STREAMING and phase is not Phase.STARTED:
+                raise self._refused(kind)
             body = message.get("body", b"")
             if type(body) is not bytes:
                 if not isinstance(body, (bytes, bytearray, memoryview)):
                     raise TypeError("ASGI http.response.body 'body' must be bytes, got %s"
                                     % type(body).__name__)
                 body = bytes(body)
-            more = message.get("more_body", False)
-            with self._mutex:
+            response = self._response
+            if message.get("more_body", False):
+                if phase is Phase.STARTED:
+                    self._to(Phase.STREAMING)
+                    status, headers = self._start
+                    response.put(_Head(status, headers, False), 0, 0)
                 if body:
-                    self._out.append(body)
-                    self._out_bytes += len(body)
-                if more:
-                    full = self._out_bytes >= HELD_BYTES or len(self._out) >= HELD_CHUNKS
-                    if full:
-                        self._send_blocked = True
-                    wake = self._sleeping and bool(body)
-                    if wake:
-                        self._sleeping = False
-                else:
-                    full = wake = False
-                    self._ended = True
-            if wake:
-                self._wakeup.put(None)
-            if not more:
-                self._end_response()
-            elif full:
-                fut = self._drain = self._loop.create_future()
-                try:
-                    await fut
-                finally:
-                    self._drain = None
-                if self._gone:
-                    raise ClientDisconnected("the client disconnected")
+                    if self._senders or not response.has_room():
+                        await self._wait_turn(True)
+                    if not response.put(body, len(body)):
+                        self._on_gone()
+                        raise ClientDisconnected("the client disconnected")
+                    if self._disconnected:
+                        raise ClientDisconnected("the client disconnected")
+                return
+            self._ended_at = time.monotonic()
+            self._to(Phase.ENDED)
+            self._wake_receivers()
+            if phase is Phase.STARTED:
+                status, headers = self._start
+                final = [_Head(status, headers, True)]
+            else:
+                final = []
+            if body:
+                final.append(body)
+            if self._senders:
+                await self._wait_turn(False)
+            self._final = final
+            self._loop.call_soon(self._hand_end_unless_done)
             return
         if kind == "http.response.start":
-            if self._start_sent:
-                raise RuntimeError("ASGI http.response.start sent twice")
+            if phase is not Phase.STARTING:
+                raise self._refused(kind)
             status = status_line(message.get("status"))
             headers = decode_response_headers(message.get("headers", ()))
             if message.get("trailers"):
-                raise RuntimeError("ASGI http.response.start asks for trailers, but a WSGI server cannot "
-                                   "send them (the http.response.trailers extension is not offered)")
-            self._start_sent = True
-            with self._mutex:
-                self._start = (status, headers)
+                self._trailers = True
+                self._owner._warn_trailers(self._environ)
+            self._start = (status, headers)
+            self._to(Phase.STARTED)
             return
         if kind == "http.response.pathsend":
-            if not self._start_sent:
-                raise RuntimeError("ASGI http.response.pathsend sent before http.response.start")
-            if self._body_sent:
-                raise RuntimeError("ASGI http.response.pathsend sent after the response body was complete")
+            if phase is not Phase.STARTED:
+                raise self._refused(kind)
             path = message.get("path")
             if not isinstance(path, str):
                 raise TypeError("ASGI http.response.pathsend 'path' must be a str, got %s"
                                 % type(path).__name__)
-            with self._mutex:
-                if self._out or self._yielded:
-                    raise RuntimeError("ASGI http.response.pathsend sent after http.response.body")
-                self._pathsend = path
-                self._ended = True
-            self._end_response()
+            f = open(path, "rb")  # rule 8: opened before send() returns; OSError goes to the app
+            self._ended_at = time.monotonic()
+            self._to(Phase.ENDED)
+            self._wake_receivers()
+            status, headers = self._start
+            self._final = [_Head(status, headers, True, f)]
+            self._loop.call_soon(self._hand_end_unless_done)
+            if self._wait_time is not None:
+                self._cancel_timer = self._loop.call_later(max(self._wait_time, 0.0), self._cancel)
             return
         if kind == "http.response.trailers":
-            raise RuntimeError("ASGI http.response.trailers is not supported: a WSGI server cannot send "
-                               "trailers, and the http.response.trailers extension is not offered")
+            if self._trailers and phase is Phase.ENDED:
+                return  # rule 10: accepted and dropped (a WSGI server cannot send trailers)
+            raise RuntimeError("ASGI http.response.trailers sent %s" % (
+                "before the response body ended" if self._trailers else
+                "without \"trailers\": True in http.response.start"))
         raise ValueError("unexpected ASGI message type %r on an HTTP connection; expected "
                          "http.response.start, http.response.body or http.response.pathsend" % (kind,))
-
-    def _end_response(self):
-        self._body_sent = True
-        self._response_done = True
-        self._notify_receivers()
-        self._loop.call_soon(self._wake_unless_done)
 
 
 class _FileChunks:
@@ -631,167 +802,20 @@ class _FileChunks:
         self._f.close()
 
 
-# ---------------------------------------------------------------------- event loop and lifespan
-
-_LIFESPAN_SCOPE_ASGI = {"version": "3.0", "spec_version": "2.0"}
 _forked_runtimes = []  # a parent's runtime copied into a forked child: kept, never touched
-
-
-class _Runtime:
-    """The event loop that runs the app in one process (its own thread, or the user's loop), and
-    the app's lifespan (ASGI lifespan spec 2.0). Holds no reference to the middleware, so that the
-    middleware's finalizer can shut it down."""
-
-    def __init__(self, app, loop):
-        self.pid = os.getpid()
-        self.app = app
-        self.state = {}
-        self.failure = None          # the startup.failed message, if any
-        self.thread = None
-        self.closed = False
-        self._lifespan = False       # the app completed lifespan startup: shutdown is owed
-        self._inbox = collections.deque()
-        self._inbox_waiter = None
-        self._shutdown_posted = False
-        self._startup = concurrent.futures.Future()
-        self._shutdown = concurrent.futures.Future()
-        if loop is None:
-            loop = asyncio.new_event_loop()
-            self.loop = loop
-            self.thread = threading.Thread(target=self._run, name="a2wsgi-asgi-loop", daemon=True)
-            self.thread.start()
-        else:
-            self.loop = loop
-
-    def _run(self):
-        loop = self.loop
-        asyncio.set_event_loop(loop)
-        try:
-            while True:
-                try:
-                    loop.run_forever()
-                except BaseException as exc:  # SystemExit or KeyboardInterrupt out of an app task
-                    logger.error("the ASGI app raised %r on the event loop; it keeps running", exc)
-                    continue
-                break
-            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.wait(pending, timeout=5))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
-
-    def start(self):
-        """Run lifespan startup and wait for its outcome (on a WSGI thread, once per process)."""
-        if self.thread is None and not self.loop.is_running():
-            raise RuntimeError("the event loop passed to ASGIMiddleware(loop=...) is not running; start "
-                               "it (loop.run_forever() in a thread) before the first request")
-        self._inbox.append({"type": "lifespan.startup"})
-        self.loop.call_soon_threadsafe(self._start_lifespan)
-        outcome, message = self._startup.result()
-        if outcome == "failed":
-            self.failure = message or "(no message)"
-            logger.error("ASGI lifespan startup failed: %s", self.failure)
-        self._lifespan = outcome == "complete"
-
-    def _start_lifespan(self):
-        scope = {"type": "lifespan", "asgi": dict(_LIFESPAN_SCOPE_ASGI), "state": self.state}
-        self.loop.create_task(self._lifespan_main(scope))
-
-    async def _lifespan_main(self, scope):
-        try:
-            await self.app(scope, self._lifespan_receive, self._lifespan_send)
-        except Exception as exc:
-            if not self._startup.done():
-                logger.info("ASGI lifespan appears unsupported by the app (it raised %r); serving "
-                            "without it", exc)
-            elif self._shutdown_posted:
-                logger.error("ASGI lifespan shutdown raised an exception", exc_info=True)
-            else:
-                logger.error("ASGI lifespan raised an exception", exc_info=True)
-        finally:
-            if not self._startup.done():
-                self._startup.set_result(("unsupported", ""))
-            if not self._shutdown.done():
-                self._shutdown.set_result(("returned", ""))
-
-    async def _lifespan_receive(self):
-        while not self._inbox:
-            fut = self._inbox_waiter = self.loop.create_future()
-            try:
-                await fut
-            finally:
-                self._inbox_waiter = None
-        return self._inbox.popleft()
-
-    async def _lifespan_send(self, message):
-        kind = message.get("type") if isinstance(message, dict) else None
-        if kind == "lifespan.startup.complete" or kind == "lifespan.startup.failed":
-            if self._startup.done():
-                raise RuntimeError("ASGI %s sent, but startup is already over" % kind)
-            self._startup.set_result(("complete" if kind.endswith("complete") else "failed",
-                                      message.get("message", "")))
-        elif kind == "lifespan.shutdown.complete" or kind == "lifespan.shutdown.failed":
-            if not self._shutdown.done():
-                self._shutdown.set_result(("complete" if kind.endswith("complete") else "failed",
-                                           message.get("message", "")))
-        else:
-            raise ValueError("unexpected ASGI message %r on the lifespan connection; expected "
-                             "lifespan.startup.complete/failed or lifespan.shutdown.complete/failed"
-                             % (message,))
-
-    def _post_shutdown(self):
-        self._shutdown_posted = True
-        self._inbox.append({"type": "lifespan.shutdown"})
-        waiter = self._inbox_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def shutdown(self, timeout=None):
-        """Run lifespan shutdown, then stop our own loop thread. Does nothing in a forked child
-        (the runtime belongs to the parent) or on the loop's own thread (it cannot wait there)."""
-        if self.closed or self.pid != os.getpid():
-            return
-        self.closed = True
-        loop = self.loop
-        try:
-            on_loop = asyncio.get_running_loop() is loop
-        except RuntimeError:
-            on_loop = False
-        if on_loop:
-            if self.thread is not None:
-                loop.call_soon(loop.stop)
-            return
-        if loop.is_closed():
-            return
-        if self._lifespan and loop.is_running():
-            loop.call_soon_threadsafe(self._post_shutdown)
-            try:
-                outcome, message = self._shutdown.result(timeout)
-            except concurrent.futures.TimeoutError:
-                logger.error("ASGI lifespan shutdown did not finish within %s s", timeout)
-            else:
-                if outcome == "failed":
-                    logger.error("ASGI lifespan shutdown failed: %s", message or "(no message)")
-        if self.thread is not None:
-            if loop.is_running():
-                loop.call_soon_threadsafe(loop.stop)
-            self.thread.join(timeout)
 
 
 class ASGIMiddleware:
     """A WSGI application (PEP 3333) that serves the ASGI 3 application ``app``.
 
-    ``wait_time``: after the last response body, how long (seconds) to wait for the app's
-    remaining work (background tasks) before cancelling it; None waits for it to finish.
-    ``loop``: an event loop, already running in another thread, to run the app on; by default the
-    middleware starts its own, in a daemon thread, at the first request in each process.
+    ``wait_time``: seconds after the last response body message (or the client's disconnect)
+    to let the app's remaining work (background tasks) run before cancelling it; None lets it
+    finish. ``loop``: an event loop, already running in another thread, to run the app on; by
+    default the middleware starts its own, in a daemon thread, at the first request in each
+    process.
 
-    The app's lifespan startup runs before the first request is served, and its shutdown at
-    interpreter exit or on ``close()``.
+    The app's lifespan startup runs before the first request is served (bounded by
+    ``a2wsgi._runtime.STARTUP_TIMEOUT``), and its shutdown at interpreter exit or on ``close()``.
     """
 
     def __init__(self, app, wait_time=None, loop=None):
@@ -802,6 +826,7 @@ class ASGIMiddleware:
         self._runtime = None
         self._finalizer = None
         self._lock = threading.Lock()
+        self._trailers_warned = False
 
     @property
     def loop(self):
@@ -811,7 +836,24 @@ class ASGIMiddleware:
         runtime = self._runtime
         return runtime.loop if runtime is not None and runtime.pid == os.getpid() else None
 
+    def _warn_trailers(self, environ):
+        """Rule 10: one warning per middleware (called on the loop)."""
+        if not self._trailers_warned:
+            self._trailers_warned = True
+            _report(environ, "the ASGI app asks for response trailers (\"trailers\": True), which a "
+                    "WSGI server cannot send: the body is delivered and http.response.trailers is "
+                    "dropped (warned once)", level=logging.WARNING)
+
     def _start_runtime(self):
+        """This process's runtime, its lifespan startup decided (waited for without the lock).
+        ``python -m a2wsgi serve`` calls it to run startup before serving."""
+        runtime = self._create_runtime()
+        runtime.wait_started()
+        return runtime
+
+    def _create_runtime(self):
+        """Create this process's runtime and begin lifespan startup; the lock is held only for
+        that, never while startup runs."""
         with self._lock:
             runtime = self._runtime
             if runtime is not None:
@@ -825,7 +867,7 @@ class ASGIMiddleware:
             runtime = _Runtime(self.app, self._user_loop)
             finalizer = weakref.finalize(self, runtime.shutdown)
             try:
-                runtime.start()
+                runtime.begin()
             except BaseException:
                 finalizer.detach()
                 runtime.shutdown()
@@ -853,10 +895,17 @@ class ASGIMiddleware:
                                    "%d arguments" % (1 + (start_response is not None) + len(more)))
         runtime = self._runtime
         if runtime is None or runtime.pid != os.getpid():
-            runtime = self._start_runtime()
-        if runtime.failure is not None:
-            raise RuntimeError("the ASGI app's lifespan startup failed, so it cannot serve requests: %s"
-                               % runtime.failure)
+            runtime = self._create_runtime()
+        startup = runtime.startup
+        if startup is not Startup.COMPLETE and startup is not Startup.UNSUPPORTED:
+            startup = runtime.wait_started()
+            if startup is Startup.FAILED:
+                raise RuntimeError("the ASGI app's lifespan startup failed, so it cannot serve requests: %s"
+                                   % (runtime.message or "(no message)"))
+            if startup is Startup.TIMED_OUT:
+                _report(environ, "not served: %s" % runtime.message)
+                start_response("500 Internal Server Error", list(_ERROR_HEADERS))
+                return [_ERROR_BODY]
         try:
             length = request_body_length(environ)
         except ValueError as exc:
@@ -870,7 +919,7 @@ class ASGIMiddleware:
             start_response("431 Request Header Fields Too Large", list(_TOO_MANY_HEADERS_HEADERS))
             return [_TOO_MANY_HEADERS_BODY]
         scope["state"] = runtime.state.copy()
-        exchange = _Exchange(self.app, runtime.loop, environ, start_response, self.wait_time)
-        exchange.prepare_body(length)
-        runtime.loop.call_soon_threadsafe(exchange.begin, scope)
-        return exchange.respond()
+        call = _ASGICall(self, runtime.loop, environ, start_response)
+        call.read_small_body(length)
+        call._schedule(call.begin, scope)
+        return call.respond()

@@ -6,7 +6,13 @@ import threading
 
 import pytest
 
-from test_asgi_support import HANG_GUARD, call, make_environ, middlewares, pending_tasks, respond  # noqa: F401
+from test_asgi_support import (HANG_GUARD, call, make_environ, middlewares, pending_tasks, respond,  # noqa: F401
+                               wait_until)
+
+
+def settled(mw, record, count=1):
+    """close() returns at once on a disconnect (rule 4): wait for the app task to see it and end."""
+    assert wait_until(lambda: len(record) >= count and pending_tasks(mw) == [])
 
 
 def streaming_app(record, listen=False):
@@ -39,6 +45,7 @@ def test_close_early_send_raises_oserror_and_task_ends(middlewares):
     mw = middlewares(streaming_app(record))
     response = call(mw, make_environ("/"), max_chunks=3)
     assert len(response.chunks) == 3
+    settled(mw, record)
     assert isinstance(record[0], OSError)
     assert pending_tasks(mw) == []
 
@@ -47,6 +54,7 @@ def test_close_early_pending_receive_gets_disconnect(middlewares):
     record = []
     mw = middlewares(streaming_app(record, listen=True))
     call(mw, make_environ("/"), max_chunks=5)
+    settled(mw, record, 2)
     assert {"type": "http.disconnect"} in record
     assert any(isinstance(r, OSError) for r in record)
     assert pending_tasks(mw) == []
@@ -73,6 +81,7 @@ def test_close_while_send_waits_for_room(middlewares):
     result = mw(make_environ("/"), lambda s, h, e=None: None)
     next(iter(result))
     result.close()
+    settled(mw, record)
     assert isinstance(record[0], OSError)
     assert pending_tasks(mw) == []
     del blocked
@@ -83,13 +92,16 @@ def test_close_before_iterating(middlewares):
     mw = middlewares(streaming_app(record))
     result = mw(make_environ("/"), lambda s, h, e=None: None)
     result.close()
+    settled(mw, record)
     assert isinstance(record[0], OSError)
     assert pending_tasks(mw) == []
 
 
 def test_disconnect_is_not_logged_as_an_error(middlewares, caplog):
     record = []
-    call(middlewares(streaming_app(record)), make_environ("/"), max_chunks=2)
+    mw = middlewares(streaming_app(record))
+    call(mw, make_environ("/"), max_chunks=2)
+    settled(mw, record)
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
 
@@ -135,5 +147,6 @@ def test_nothing_pending_after_many_disconnects(middlewares, wait_time):
     mw = middlewares(streaming_app(record), wait_time=wait_time)
     for n in range(30):
         call(mw, make_environ("/"), max_chunks=1 + n % 4)
+    settled(mw, record, 30)
     assert len([r for r in record if isinstance(r, OSError)]) == 30
     assert pending_tasks(mw) == []

@@ -3,7 +3,6 @@ number of thread hops a small request costs."""
 
 import asyncio
 import os
-import queue
 import subprocess
 import sys
 import textwrap
@@ -12,6 +11,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
+from a2wsgi._handoff import Signal
 
 from test_asgi_support import (HANG_GUARD, call, loop_threads, make_environ, middlewares,  # noqa: F401
                                pending_tasks, read_body, respond)
@@ -118,12 +119,13 @@ class CountingLoop(asyncio.SelectorEventLoop):
         return super().call_soon_threadsafe(*args, **kwargs)
 
 
-class CountingQueue(queue.SimpleQueue):
+class CountingSignal(Signal):
+    __slots__ = ()
     puts = [0]
 
-    def put(self, item, *args, **kwargs):
+    def set(self):
         self.puts[0] += 1
-        return super().put(item, *args, **kwargs)
+        return super().set()
 
 
 def test_one_hop_and_one_wakeup_per_small_request(middlewares, monkeypatch):
@@ -131,7 +133,7 @@ def test_one_hop_and_one_wakeup_per_small_request(middlewares, monkeypatch):
 
     loop = CountingLoop()
     loop._runner = run_in_thread(loop)
-    monkeypatch.setattr(mod.queue, "SimpleQueue", CountingQueue)
+    monkeypatch.setattr(mod, "Signal", CountingSignal)
 
     async def echo(scope, receive, send):
         if scope["type"] == "http":
@@ -143,11 +145,11 @@ def test_one_hop_and_one_wakeup_per_small_request(middlewares, monkeypatch):
         call(mw, make_environ("/", "POST", b"warm-up"))
         n = 200
         loop.hops = 0
-        CountingQueue.puts[0] = 0
+        CountingSignal.puts[0] = 0
         for i in range(n):
             assert call(mw, make_environ("/", "POST", b"small %d" % i)).body == b"small %d" % i
         assert loop.hops == n            # one call_soon_threadsafe per request
-        assert CountingQueue.puts[0] <= n  # at most one wake-up of the WSGI thread per request
+        assert CountingSignal.puts[0] <= n  # at most one wake-up of the WSGI thread per request
     finally:
         loop.call_soon_threadsafe(loop.stop)
         loop._runner.join(HANG_GUARD)
