@@ -1,7 +1,9 @@
 """Hot paths of the ASGI-app side (WSGI environ -> ASGI scope, ASGI response -> WSGI), pure Python.
 
-Every name here has a twin with the same signature, return values and exceptions in
-``a2wsgi/_speedups/_asgi_hot.pyx``; ``a2wsgi._hot`` chooses one of the two at import time.
+Every public name here is also one of ``a2wsgi/_speedups/_asgi_hot.pyx``: a compiled twin with the same
+signature, return values and exceptions, or, where compiling does not pay for itself in a
+request (measured with callgrind), this module's own function, imported there.
+``a2wsgi._hot`` chooses one of the two modules at import time.
 Nothing in this module imports the rest of the package.
 """
 
