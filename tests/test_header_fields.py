@@ -215,3 +215,29 @@ def test_compiled_path_safe_set_is_the_pure_one(pure, compiled):
     for b in range(256):
         environ = dict(base, PATH_INFO="/a" + chr(b) + "b")
         assert compiled.asgi_hot.build_scope(environ)["raw_path"] == pure.asgi_hot.build_scope(environ)["raw_path"]
+
+
+# ---- through the middlewares ---------------------------------------------------------------
+
+@pytest.mark.parametrize("name, value, what", [(b"x-bad: injected", b"v", "must be a token"),
+                                               (b"x-a", b"\x1b[31m", "control character"),
+                                               (b"x-a", b"v\x7f", "control character")])
+def test_asgi_app_bad_header_gives_a_500_never_sent(impl, caplog, name, value, what):
+    from test_asgi_support import call, make_environ
+    from a2wsgi import ASGIMiddleware
+
+    async def app(scope, receive, send):
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 200, "headers": [(name, value)]})
+            await send({"type": "http.response.body", "body": b"x"})
+
+    mw = ASGIMiddleware(app)
+    try:
+        response = call(mw, make_environ("/"))
+    finally:
+        close = getattr(mw, "close", None)
+        if close is not None:
+            close()
+    assert [c[0] for c in response.calls] == ["500 Internal Server Error"]
+    assert all(n != name.decode("latin-1") for c in response.calls for n, _ in c[1])
+    assert what in caplog.text and repr(name) in caplog.text
