@@ -1,10 +1,13 @@
 """Hot paths of the ASGI-app side (WSGI environ -> ASGI scope, ASGI response -> WSGI), pure Python.
 
-Every name here has a twin with the same signature, return values and exceptions in
-``a2wsgi/_speedups/_asgi_hot.pyx``; ``a2wsgi._hot`` chooses one of the two at import time.
+Every public name here is also one of ``a2wsgi/_speedups/_asgi_hot.pyx``: a compiled twin with the same
+signature, return values and exceptions, or, where compiling does not pay for itself in a
+request (measured with callgrind), this module's own function, imported there.
+``a2wsgi._hot`` chooses one of the two modules at import time.
 Nothing in this module imports the rest of the package.
 """
 
+import re
 from urllib.parse import quote_from_bytes
 
 __all__ = (
@@ -48,6 +51,15 @@ _HOP_BY_HOP = frozenset((
     b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
     b"trailer", b"trailers", b"transfer-encoding", b"upgrade",
 ))
+
+# RFC 9110 section 5.6.2: a field name is a token, made of these characters only.
+_TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# RFC 9110 section 5.5: a field value holds no control character but horizontal tab; obs-text
+# (0x80-0xFF) is allowed. Every byte here is below 0x20 or is 0x7F (the compiled twin's scan
+# relies on it).
+_VALUE_CTL = bytes(range(0x00, 0x09)) + bytes(range(0x0A, 0x20)) + b"\x7f"
+_NOT_TCHAR = re.compile(b"[^" + re.escape(_TCHAR) + b"]")
+_CTL = re.compile(b"[" + b"".join(b"\\x%02x" % c for c in _VALUE_CTL) + b"]")
 
 # Characters RFC 3986 allows unescaped in a path (pchar and "/"), except "%", which must be escaped
 # because PATH_INFO is already percent-decoded.
@@ -260,12 +272,30 @@ def build_scope(environ):
     return scope
 
 
+def _bad_field(name, value):
+    """The ValueError for a header whose ``name`` is not a token or whose ``value`` holds a control
+    character; the compiled twin raises the same."""
+    if _NOT_TCHAR.search(name) is not None:
+        if b"\r" in name or b"\n" in name or b"\0" in name:
+            return ValueError("ASGI response header name %r contains CR, LF or NUL" % (name,))
+        bad = name[_NOT_TCHAR.search(name).start()]
+        return ValueError("ASGI response header name %r must be a token (RFC 9110, section 5.6.2), "
+                          "%r is not allowed in it" % (name, chr(bad)))
+    if b"\r" in value or b"\n" in value or b"\0" in value:
+        return ValueError("ASGI response header %r: value %r contains CR, LF or NUL" % (name, value))
+    bad = value[_CTL.search(value).start()]
+    return ValueError("ASGI response header %r: value %r contains the control character %r "
+                      "(RFC 9110, section 5.5, allows only tab)" % (name, value, chr(bad)))
+
+
 def decode_response_headers(headers):
     """ASGI response ``headers`` (byte pairs) -> the WSGI ``(str, str)`` list (PEP 3333), latin-1.
 
-    A name or value with CR, LF or NUL is a ValueError naming the header (it would split or end
-    the header block: response splitting); an empty name too. Hop-by-hop headers are dropped.
-    Pairs that are not two bytes objects are a TypeError.
+    A name that is empty or not a token (RFC 9110, section 5.6.2), or a value with a control
+    character other than tab (0x00-0x08, 0x0A-0x1F, 0x7F; RFC 9110, section 5.5; bytes 0x80-0xFF
+    are allowed as obs-text), is a ValueError naming the header and what is wrong: the WSGI server
+    would write it as it is, splitting or corrupting the header block. Hop-by-hop headers are
+    dropped. Pairs that are not two bytes objects are a TypeError.
     """
     result = []
     for pair in headers:
@@ -281,10 +311,8 @@ def decode_response_headers(headers):
                             % (name, type(name).__name__, type(value).__name__))
         if not name:
             raise ValueError("ASGI response header with an empty name (value %r)" % (value,))
-        if b"\r" in name or b"\n" in name or b"\0" in name:
-            raise ValueError("ASGI response header name %r contains CR, LF or NUL" % (name,))
-        if b"\r" in value or b"\n" in value or b"\0" in value:
-            raise ValueError("ASGI response header %r: value %r contains CR, LF or NUL" % (name, value))
+        if _NOT_TCHAR.search(name) is not None or _CTL.search(value) is not None:
+            raise _bad_field(name, value)
         if name.lower() in _HOP_BY_HOP:
             continue
         result.append((name.decode("latin-1"), value.decode("latin-1")))

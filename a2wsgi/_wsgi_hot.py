@@ -1,11 +1,14 @@
 """Hot paths of the WSGI-app side (ASGI scope -> WSGI environ), pure-Python reference.
 
-Every name here has a twin with the same signature, return values and exceptions in
-``a2wsgi/_speedups/_wsgi_hot.pyx``; ``a2wsgi._hot`` chooses one of the two at import time.
+Every public name here is also one of ``a2wsgi/_speedups/_wsgi_hot.pyx``: a compiled twin with the same
+signature, return values and exceptions, or, where compiling does not pay for itself in a
+request (measured with callgrind), this module's own function, imported there.
+``a2wsgi._hot`` chooses one of the two modules at import time.
 Nothing in this module imports the rest of the package.
 """
 
 import os
+import re
 import sys
 from operator import index as _index
 
@@ -18,6 +21,15 @@ __all__ = (
 )
 
 _MAX_SIZE = sys.maxsize
+
+# RFC 9110 section 5.6.2: a field name is a token, made of these characters only.
+_TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# RFC 9110 section 5.5: a field value holds no control character but horizontal tab; obs-text
+# (0x80-0xFF) is allowed. Every byte here is below 0x20 or is 0x7F (the compiled twin's scan
+# relies on it).
+_VALUE_CTL = bytes(range(0x00, 0x09)) + bytes(range(0x0A, 0x20)) + b"\x7f"
+_NOT_TCHAR = re.compile(b"[^" + re.escape(_TCHAR) + b"]")
+_CTL = re.compile(b"[" + b"".join(b"\\x%02x" % c for c in _VALUE_CTL) + b"]")
 
 # Read once, at import: a non-empty SCRIPT_NAME in the process environment overrides root_path.
 _ENV_SCRIPT_NAME = os.environ.get("SCRIPT_NAME", "")
@@ -54,6 +66,9 @@ def translate_request_headers(headers):
     values are decoded as latin-1. Repeated headers are joined in order, ``cookie`` with ``"; "``
     (RFC 6265, section 5.4) and the others with ``","`` (RFC 9110, section 5.3). A name containing
     ``_`` is dropped, so that ``x_user`` cannot pose as ``x-user`` once both are ``HTTP_X_USER``.
+    When ``transfer-encoding`` is present there is no ``CONTENT_LENGTH`` (RFC 9112, section 6.3:
+    the transfer coding decides the body length); otherwise spaces and tabs around the
+    ``content-length`` value are removed (RFC 9110, section 5.5).
 
     Raises ``TypeError`` for an item that is not a pair of ``bytes``, and ``ValueError`` for an empty
     header name.
@@ -100,6 +115,12 @@ def _translate_into(environ, headers):
     if repeated is not None:
         for key, parts in repeated.items():
             environ[key] = ("; " if key == "HTTP_COOKIE" else ",").join(parts)
+    length = environ.get("CONTENT_LENGTH")
+    if length is not None:
+        if "HTTP_TRANSFER_ENCODING" in environ:
+            del environ["CONTENT_LENGTH"]
+        else:
+            environ["CONTENT_LENGTH"] = length.strip(" \t")
 
 
 def _scope_str(scope, key, default):
@@ -331,12 +352,23 @@ def _latin1(text, what, pair):
             "WSGI response header %s must be str, got %s in %r" % (what, type(text).__name__, pair)
         )
     try:
-        raw = text.encode("latin-1")
+        return text.encode("latin-1")
     except UnicodeEncodeError:
         raise ValueError("WSGI response header %s is not latin-1: %r" % (what, pair)) from None
+
+
+def _bad_field(raw, what, pair):
+    """The ValueError for a header ``name`` that is not a token or a ``value`` with a control
+    character (``raw``, its bytes, has one); the compiled twin raises the same."""
     if b"\r" in raw or b"\n" in raw or b"\0" in raw:
-        raise ValueError("WSGI response header %s contains CR, LF or NUL: %r" % (what, pair))
-    return raw
+        return ValueError("WSGI response header %s contains CR, LF or NUL: %r" % (what, pair))
+    if what == "name":
+        bad = raw[_NOT_TCHAR.search(raw).start()]
+        return ValueError("WSGI response header name must be a token (RFC 9110, section 5.6.2), "
+                          "%r is not allowed in it: %r" % (chr(bad), pair))
+    bad = raw[_CTL.search(raw).start()]
+    return ValueError("WSGI response header value contains the control character %r (RFC 9110, "
+                      "section 5.5, allows only tab): %r" % (chr(bad), pair))
 
 
 def encode_response_headers(headers):
@@ -344,9 +376,11 @@ def encode_response_headers(headers):
     ``http.response.start`` message: a list of ``(name, value)`` latin-1 ``bytes`` pairs.
 
     Names are lower-cased (ASGI HTTP spec, "Response Start"); spaces and tabs around a name or a
-    value are removed (RFC 9110, section 5.5). A name or value with CR, LF or NUL, an empty name, or text
-    that is not latin-1 raises ``ValueError`` naming the header; an item that is not a pair of
-    ``str`` raises ``TypeError``. Nothing is ever sent for a refused header list.
+    value are removed (RFC 9110, section 5.5). A name that is empty or not a token (RFC 9110,
+    section 5.6.2), a value with a control character other than tab (0x00-0x08, 0x0A-0x1F, 0x7F;
+    RFC 9110, section 5.5; bytes 0x80-0xFF are allowed as obs-text), or text that is not latin-1
+    raises ``ValueError`` naming the header and what is wrong; an item that is not a pair of ``str``
+    raises ``TypeError``. Nothing is ever sent for a refused header list.
     """
     encoded = []
     for pair in headers:
@@ -359,7 +393,11 @@ def encode_response_headers(headers):
         raw_name = _latin1(name, "name", pair).strip(b" \t")
         if not raw_name:
             raise ValueError("WSGI response header with an empty name: %r" % (pair,))
+        if _NOT_TCHAR.search(raw_name) is not None:
+            raise _bad_field(raw_name, "name", pair)
         raw_value = _latin1(value, "value", pair)
+        if _CTL.search(raw_value) is not None:
+            raise _bad_field(raw_value, "value", pair)
         encoded.append((raw_name.lower(), raw_value.strip(b" \t")))
     return encoded
 

@@ -31,8 +31,8 @@ def test_status_line_every_three_digit_code(impl):
 
 def test_response_headers_latin1(impl):
     assert impl.asgi_hot.decode_response_headers(
-        [(b"content-type", b"text/plain"), (b"x-caf\xe9", b"\xff\xe9")]) == [
-        ("content-type", "text/plain"), ("x-caf\u00e9", "\u00ff\u00e9")]
+        [(b"content-type", b"text/plain"), (b"x-cafe", b"\xff\xe9")]) == [
+        ("content-type", "text/plain"), ("x-cafe", "\u00ff\u00e9")]
 
 
 @pytest.mark.parametrize("bad", [b"a\rb", b"a\nb", b"a\x00b", b"\r\n"])
