@@ -14,7 +14,8 @@ Invariants (each has a test in ``tests/test_handoff.py``):
    item whose ``put()`` crossed the limit: a producer that waits for ``has_room()`` before each
    ``put()`` holds at most the limit plus that one.
 3. A side is woken only on a transition it waits for: ``put``/``finish`` wake a waiting consumer;
-   a ``release`` that makes room, ``want`` and ``close`` wake a waiting producer. The loop is
+   a ``release`` that brings the held items down to half the limits (the low-water mark, so that
+   the producer works while the consumer drains), ``want`` and ``close`` wake a waiting producer. The loop is
    woken by at most one ``schedule`` call per transition: callbacks are coalesced while one is
    pending.
 4. Waiting flags and the stream's state change under one lock, so a wake-up can be spurious but
@@ -39,8 +40,10 @@ __all__ = ("Phase", "Batch", "Signal", "Handoff")
 
 _INFINITE = float("inf")
 
-#: Called as ``hook(handoff, point)`` at each point where the other side may run (right after the
-#: lock is released), when set. Tests use it to force an interleaving; it is None in production.
+#: Called as ``hook(handoff, point)`` at each point where the other side may run, when set: right
+#: after the lock is released by ``put``, ``finish``, ``release``, ``want`` and ``close`` (point
+#: named after the method), and right before a thread waits on its signal (``"thread-wait"``).
+#: Tests use it to force an interleaving; it is None in production.
 hook = None
 
 
@@ -105,6 +108,12 @@ class Signal:
         return self._lock.acquire(True, timeout)
 
 
+def _passed(deadline):
+    """Whether ``deadline`` passed: checked after each wake-up, since a signal that keeps being
+    set (spuriously, by a hand-off sharing it) would otherwise keep a wait going past it."""
+    return deadline is not None and time.monotonic() >= deadline
+
+
 def _resolve_all(futures):
     for fut in futures:
         if not fut.done():
@@ -121,7 +130,7 @@ class Handoff:
     """
 
     __slots__ = (
-        "_loop", "_loop_produces", "_max_items", "_max_bytes", "signal", "_schedule", "_lock",
+        "_loop", "_loop_produces", "_max_items", "_max_bytes", "_low_items", "_low_bytes", "signal", "_schedule", "_lock",
         "_items", "_count", "_nbytes", "held_items", "held_bytes", "phase", "_outcome",
         "_wanted", "_thread_waiting", "_loop_waiters", "_loop_wake_pending",
     )
@@ -133,6 +142,8 @@ class Handoff:
         self._loop_produces = loop_is == "producer"
         self._max_items = _INFINITE if max_items is None else max_items
         self._max_bytes = _INFINITE if max_bytes is None else max_bytes
+        self._low_items = _INFINITE if max_items is None else max_items // 2
+        self._low_bytes = _INFINITE if max_bytes is None else max_bytes // 2
         self.signal = Signal() if signal is None else signal
         self._schedule = loop.call_soon_threadsafe if schedule is None else schedule
         self._lock = threading.Lock()
@@ -212,13 +223,10 @@ class Handoff:
                 self._thread_waiting = True
             if hook is not None:
                 hook(self, "thread-wait")
-            if not self.signal.wait(deadline):
+            if not self.signal.wait(deadline) or _passed(deadline):
                 with lock:
-                    if ready():
-                        self._thread_waiting = False
-                        return True
                     self._thread_waiting = False
-                return False
+                    return ready()
 
     # ---- producer face -------------------------------------------------------------------------
 
@@ -291,14 +299,15 @@ class Handoff:
         _resolve_all(waiters)
 
     def _wanted_locked(self):
-        return self._wanted or self.phase is _CLOSED
+        return self._wanted or self.phase is not _OPEN
 
     def wanted(self):
         """Pull mode: whether the consumer asked for more since the last call (the request is
-        cleared). When not, a thread producer is registered, so that the next ``want()`` or
-        ``close()`` sets its signal."""
+        cleared), or the stream is no longer open (a producer then learns from ``put()`` that
+        the consumer left). When not, a thread producer is registered, so that the next
+        ``want()`` or ``close()`` sets its signal."""
         with self._lock:
-            if self._wanted:
+            if self._wanted or self.phase is not _OPEN:
                 self._wanted = False
                 return True
             if not self._loop_produces:
@@ -306,12 +315,13 @@ class Handoff:
             return False
 
     async def demand(self):
-        """Loop producer: wait until the consumer asks for more, or leaves."""
+        """Loop producer: wait until the consumer asks for more, or the stream is no longer open
+        (the consumer left, or another producer task finished it)."""
         await self._loop_wait(self._wanted_locked)
 
     def wait_demand(self, deadline=None):
-        """Thread producer: wait until the consumer asks for more, or leaves; False if
-        ``deadline`` came first."""
+        """Thread producer: wait until the consumer asks for more or the stream is no longer
+        open; False if ``deadline`` came first."""
         return self._thread_wait(self._wanted_locked, deadline)
 
     # ---- consumer face -------------------------------------------------------------------------
@@ -358,19 +368,25 @@ class Handoff:
                 return batch
             if hook is not None:
                 hook(self, "thread-wait")
-            if not self.signal.wait(deadline):
+            if not self.signal.wait(deadline) or _passed(deadline):
                 with self._lock:
                     self._thread_waiting = False
                     return self._take_locked()
 
+    def _drained_locked(self):
+        return self.held_items <= self._low_items and self.held_bytes <= self._low_bytes
+
     def release(self, count, nbytes=0):
         """Give back the credit of items that were delivered (sent or yielded), not merely
-        taken. Wakes a producer waiting for room when this makes room."""
+        taken. Wakes a producer waiting for room when this brings the held items down to the
+        low-water mark (half the limits)."""
         with self._lock:
-            full = not self._room_locked()
+            drained = self._drained_locked()
             self.held_items -= count
             self.held_bytes -= nbytes
-            wake = full and self._room_locked() and self._wake_producer_locked()
+            wake = not drained and self._drained_locked() and self._wake_producer_locked()
+        if hook is not None:
+            hook(self, "release")
         if wake:
             self._wake_producer()
 

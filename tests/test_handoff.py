@@ -1,0 +1,952 @@
+"""The loop/thread hand-off (a2wsgi/_handoff.py): one test per invariant of its docstring.
+
+Interleavings are forced, not hoped for: the module's ``hook`` stops a thread right after a
+lock is released (or right before a thread waits) while the test makes the other side act, and a
+``schedule`` that the test runs by hand decides when the loop is woken. Timing appears only as
+hang guards (``HANG``) and in the deadline tests.
+"""
+
+import asyncio
+import concurrent.futures
+import sys
+import threading
+import time
+
+import pytest
+
+from a2wsgi import _handoff
+from a2wsgi._handoff import Batch, Handoff, Phase, Signal
+
+HANG = 10.0  # hang guard (seconds): a wait that should end long before this
+
+
+@pytest.fixture
+def loop():
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+async def _spin(n):
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+def spin(loop, n=10):
+    """Let every task that can run on ``loop`` run (``n`` rounds of ready callbacks)."""
+    loop.run_until_complete(_spin(n))
+
+
+def run(loop, awaitable):
+    return loop.run_until_complete(asyncio.wait_for(awaitable, HANG))
+
+
+def in_thread(fn, *args):
+    """Run ``fn(*args)`` on a new thread; a concurrent future of its result."""
+    fut = concurrent.futures.Future()
+
+    def main():
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as exc:  # noqa: B036 - handed to the test
+            fut.set_exception(exc)
+
+    threading.Thread(target=main, daemon=True).start()
+    return fut
+
+
+def soon():
+    return time.monotonic() + HANG
+
+
+class Gate:
+    """One stop of the hook: the first thread that reaches ``point`` waits until ``open()``."""
+
+    def __init__(self, point):
+        self.point = point
+        self.arrived = threading.Event()
+        self.go = threading.Event()
+
+    def reached(self):
+        assert self.arrived.wait(HANG), "no thread reached %r" % self.point
+
+    def open(self):
+        self.go.set()
+
+
+class Gates:
+    """The module's ``hook``: records every point reached and stops at the registered ones."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._gates = []
+        self.seen = []
+
+    def stop_at(self, point):
+        gate = Gate(point)
+        self._gates.append(gate)
+        return gate
+
+    def open_all(self):
+        for gate in self._gates:
+            gate.open()
+
+    def __call__(self, handoff, point):
+        with self._lock:
+            self.seen.append(point)
+            gate = next((g for g in self._gates if g.point == point and not g.arrived.is_set()), None)
+            if gate is not None:
+                gate.arrived.set()
+        if gate is not None:
+            assert gate.go.wait(HANG), "gate %r never opened" % point
+
+
+@pytest.fixture
+def gates(monkeypatch):
+    g = Gates()
+    monkeypatch.setattr(_handoff, "hook", g)
+    yield g
+    g.open_all()
+
+
+class ManualSchedule:
+    """A ``schedule`` that counts its calls and keeps the callbacks until the test runs them, so
+    the test decides when the loop is woken. Also checks that no lock is held when called."""
+
+    def __init__(self):
+        self.calls = 0
+        self.pending = []
+
+    def __call__(self, callback):
+        assert not callback.__self__._lock.locked(), "schedule called with the lock held"
+        self.calls += 1
+        self.pending.append(callback)
+
+    def run(self):
+        callbacks, self.pending = self.pending, []
+        for callback in callbacks:
+            callback()
+
+
+class CountingSchedule:
+    """``loop.call_soon_threadsafe``, counting its calls."""
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.calls = 0
+
+    def __call__(self, callback):
+        self.calls += 1
+        self.loop.call_soon_threadsafe(callback)
+
+
+def concat(batches):
+    return [item for batch in batches for item in batch.items]
+
+
+# ---- pull mode: a stream that is no longer open counts as wanted -------------------------------
+
+def test_wanted_after_close_is_true_so_a_thread_producer_does_not_wait_forever(loop):
+    h = Handoff(loop, "consumer")
+    h.close("gone")
+    # The thread producer's loop: wanted() or wait on the signal. After close() nobody sets it.
+    assert h.wanted() is True
+    assert h.put(b"x") is False
+    assert h.wait_demand(time.monotonic()) is True
+
+
+def test_demand_returns_when_another_producer_task_finishes(loop):
+    h = Handoff(loop, "producer")
+
+    async def main():
+        waiter = asyncio.ensure_future(h.demand())
+        await _spin(3)
+        assert not waiter.done()
+        h.finish()
+        await asyncio.wait_for(waiter, HANG)
+
+    run(loop, main())
+    assert h.wanted() is True
+
+
+# ---- 1. every item taken exactly once, in put order --------------------------------------------
+
+@pytest.mark.parametrize("loop_is", ["producer", "consumer"])
+def test_batches_hold_every_item_once_in_put_order(loop, loop_is):
+    h = Handoff(loop, loop_is)
+    batches = []
+    assert h.poll() is None
+    h.put("a", 1)
+    h.put("bb", 2)
+    batches.append(h.poll())
+    assert h.poll() is None
+    h.put("ccc", 3, count=2)
+    h.put("", 0)
+    batches.append(h.poll())
+    h.put("d", 1)
+    h.finish("done")
+    batches.append(h.poll())
+    assert concat(batches) == ["a", "bb", "ccc", "", "d"]
+    assert [(b.count, b.nbytes, b.phase, b.outcome) for b in batches] == [
+        (2, 3, Phase.OPEN, None), (3, 3, Phase.OPEN, None), (1, 1, Phase.FINISHED, "done")]
+    # After the last items: an empty FINISHED batch, every time.
+    for _ in range(2):
+        end = h.poll()
+        assert (end.items, end.count, end.nbytes, end.phase, end.outcome) == (
+            [], 0, 0, Phase.FINISHED, "done")
+
+
+def test_loop_take_gets_items_once_in_order_and_two_takers_share_them(loop):
+    h = Handoff(loop, "consumer")
+
+    async def main():
+        first = asyncio.ensure_future(h.take())
+        second = asyncio.ensure_future(h.take())
+        await _spin(3)
+        h.put(1)
+        h.put(2)
+        await _spin(5)
+        done = [t for t in (first, second) if t.done()]
+        assert len(done) == 1 and done[0].result().items == [1, 2]
+        waiting = second if done[0] is first else first
+        h.put(3)
+        h.finish()
+        batch = await asyncio.wait_for(waiting, HANG)
+        assert (batch.items, batch.phase) == ([3], Phase.FINISHED)
+
+    run(loop, main())
+
+
+# ---- 2. held (put, not released) stays within the limits plus the one being put ----------------
+
+@pytest.mark.parametrize("loop_is", ["producer", "consumer"])
+def test_room_counts_items_until_released_not_until_taken(loop, loop_is):
+    h = Handoff(loop, loop_is, max_items=3)
+    for i in range(3):
+        assert h.has_room()
+        h.put(i)
+    assert not h.has_room() and h.held_items == 3
+    assert concat([h.poll()]) == [0, 1, 2]
+    assert not h.has_room(), "taking is not delivering: the credit comes back with release()"
+    h.release(1)
+    assert h.has_room() and h.held_items == 2
+
+
+@pytest.mark.parametrize("loop_is", ["producer", "consumer"])
+def test_bytes_limit_is_exceeded_by_at_most_the_item_that_crossed_it(loop, loop_is):
+    h = Handoff(loop, loop_is, max_bytes=10)
+    sizes = [4, 4, 7, 1, 9]
+    delivered = []                     # taken, in order, not yet released
+    for size in sizes:
+        while not h.has_room():
+            batch = h.poll()
+            if batch is not None:
+                delivered += batch.items
+            h.release(1, delivered.pop(0))
+        assert h.held_bytes < 10
+        h.put(size, size)
+        assert h.held_bytes - size < 10
+    assert h.held_bytes == 7 + 1 + 9   # 4 and 4 were released to make room for 1
+
+
+# ---- 3. woken only on a transition it waits for; one loop wake-up per transition ---------------
+
+def _loop_case(loop, name, schedule):
+    """A hand-off with the loop waiting on one thing, and the thread-side step that ends it."""
+    if name.startswith("take/"):
+        h = Handoff(loop, "consumer", schedule=schedule)
+        wait = h.take
+        notify = {"take/put": lambda: h.put("a", 1), "take/finish": lambda: h.finish("end")}[name]
+    elif name.startswith("room/"):
+        h = Handoff(loop, "producer", max_items=1, schedule=schedule)
+        h.put("a")
+        assert h.poll().items == ["a"]
+        wait = h.room
+        notify = {"room/release": lambda: h.release(1), "room/close": lambda: h.close("bye")}[name]
+    else:
+        h = Handoff(loop, "producer", schedule=schedule)
+        wait = h.demand
+        notify = {"demand/want": h.want, "demand/close": lambda: h.close("bye")}[name]
+    return h, wait, notify
+
+
+LOOP_CASES = ["take/put", "take/finish", "room/release", "room/close", "demand/want",
+              "demand/close"]
+
+
+@pytest.mark.parametrize("name", LOOP_CASES)
+def test_loop_not_woken_when_nobody_waits(loop, name):
+    schedule = ManualSchedule()
+    h, wait, notify = _loop_case(loop, name, schedule)
+    notify()
+    assert schedule.calls == 0
+    run(loop, wait())  # ready: returns without waiting
+
+
+@pytest.mark.parametrize("name", LOOP_CASES)
+def test_loop_woken_once_by_the_schedule_and_only_by_it(loop, name):
+    schedule = ManualSchedule()
+    h, wait, notify = _loop_case(loop, name, schedule)
+    waiters = [loop.create_task(wait()) for _ in range(2)]
+    spin(loop)
+    notify()
+    notify()  # a second transition while the wake-up is pending is coalesced
+    assert schedule.calls == 1
+    spin(loop)
+    assert not any(t.done() for t in waiters), "the loop ran a waiter that nothing woke"
+    schedule.run()
+    spin(loop)
+    done = [t for t in waiters if t.done()]
+    # Both re-check; a put is taken by one of them, the other waits for more.
+    assert len(done) == (1 if name == "take/put" else 2)
+
+
+@pytest.mark.parametrize("name", LOOP_CASES)
+def test_cancelled_loop_waiter_is_not_woken(loop, name):
+    schedule = ManualSchedule()
+    h, wait, notify = _loop_case(loop, name, schedule)
+    waiter = loop.create_task(wait())
+    spin(loop)
+    waiter.cancel()
+    spin(loop)
+    notify()
+    assert schedule.calls == 0
+
+
+def test_release_wakes_the_loop_producer_only_when_it_makes_room(loop):
+    schedule = ManualSchedule()
+    h = Handoff(loop, "producer", max_items=2, schedule=schedule)
+    for i in range(4):
+        h.put(i)
+    h.poll()
+    waiter = loop.create_task(h.room())
+    spin(loop)
+    h.release(1)  # 3 held: still full
+    h.release(1)  # 2 held: still full
+    assert schedule.calls == 0
+    h.release(1)  # 1 held: room
+    h.release(1)
+    assert schedule.calls == 1
+    schedule.run()
+    spin(loop)
+    assert waiter.done()
+
+
+def test_thread_signal_is_set_only_when_the_thread_waits_for_that_transition(loop):
+    consumer_side = Handoff(loop, "producer")          # the thread consumes
+    consumer_side.put("a")                              # thread not registered: no signal
+    assert consumer_side.signal.wait(time.monotonic()) is False
+    assert consumer_side.poll().items == ["a"]
+    assert consumer_side.poll() is None                 # registers
+    consumer_side.put("b")
+    consumer_side.put("c")                              # one permit for both
+    assert consumer_side.signal.wait(time.monotonic()) is True
+    assert consumer_side.signal.wait(time.monotonic()) is False
+
+    producer_side = Handoff(loop, "consumer", max_items=2)   # the thread produces
+    producer_side.put(1)
+    producer_side.put(2)
+    producer_side.put(3)
+    producer_side.poll()
+    assert producer_side.wait_room(time.monotonic()) is False  # registered, then deregistered
+    producer_side.release(1)                                    # 2 held: still full
+    assert producer_side.signal.wait(time.monotonic()) is False
+    producer_side.want()                                        # nobody waits for demand
+    assert producer_side.signal.wait(time.monotonic()) is False
+    assert producer_side.wanted() is True
+
+
+# ---- 4. waiting flags and state under one lock: a wake-up may be spurious, never lost ----------
+
+def _thread_case(loop, name):
+    """A hand-off with the thread waiting on one thing, and the loop-side step that ends it."""
+    if name.startswith("take_wait/"):
+        h = Handoff(loop, "producer")
+
+        def wait():
+            return h.take_wait(soon())
+
+        notify = {"take_wait/put": lambda: h.put("a", 1),
+                  "take_wait/finish": lambda: h.finish("end")}[name]
+        expect = {"take_wait/put": (["a"], Phase.OPEN, None),
+                  "take_wait/finish": ([], Phase.FINISHED, "end")}[name]
+
+        def check(batch):
+            assert (batch.items, batch.phase, batch.outcome) == expect
+    else:
+        h = Handoff(loop, "consumer", max_items=1)
+        if name.startswith("wait_room/"):
+            h.put("a")
+            assert h.poll().items == ["a"]
+
+            def wait():
+                return h.wait_room(soon())
+
+            notify = {"wait_room/release": lambda: h.release(1),
+                      "wait_room/close": lambda: h.close("bye")}[name]
+        else:
+            def wait():
+                return h.wait_demand(soon())
+
+            notify = {"wait_demand/want": h.want,
+                      "wait_demand/close": lambda: h.close("bye")}[name]
+
+        def check(result):
+            assert result is True
+    return h, wait, notify, check, name.split("/")[1]
+
+
+THREAD_CASES = ["take_wait/put", "take_wait/finish", "wait_room/release", "wait_room/close",
+                "wait_demand/want", "wait_demand/close"]
+
+
+@pytest.mark.parametrize("name", THREAD_CASES)
+def test_thread_step_before_the_wait_is_seen_without_waiting(loop, gates, name):
+    h, wait, notify, check, point = _thread_case(loop, name)
+    notify()
+    check(wait())
+    assert "thread-wait" not in gates.seen
+
+
+@pytest.mark.parametrize("name", THREAD_CASES)
+def test_thread_step_between_registering_and_waiting_is_not_lost(loop, gates, name):
+    h, wait, notify, check, point = _thread_case(loop, name)
+    registered = gates.stop_at("thread-wait")
+    waiter = in_thread(wait)
+    registered.reached()
+    notify()                  # the thread said it waits, and does not wait yet
+    registered.open()
+    check(waiter.result(HANG))
+
+
+@pytest.mark.parametrize("name", THREAD_CASES)
+def test_thread_woken_by_a_notifier_stopped_between_its_lock_and_its_wake(loop, gates, name):
+    h, wait, notify, check, point = _thread_case(loop, name)
+    registered = gates.stop_at("thread-wait")
+    decided = gates.stop_at(point)
+    waiter = in_thread(wait)
+    registered.reached()
+    notifier = in_thread(notify)
+    decided.reached()         # the state changed and the wake-up is decided, not yet given
+    registered.open()         # the thread goes on to wait
+    decided.open()
+    notifier.result(HANG)
+    check(waiter.result(HANG))
+
+
+@pytest.mark.parametrize("name", THREAD_CASES)
+def test_thread_sees_a_step_whose_wake_up_is_still_pending(loop, gates, name):
+    h, wait, notify, check, point = _thread_case(loop, name)
+    decided = gates.stop_at(point)
+    notifier = in_thread(notify)
+    decided.reached()
+    check(wait())             # the state is already there: no wait
+    decided.open()
+    notifier.result(HANG)
+
+
+@pytest.mark.parametrize("name", LOOP_CASES)
+def test_loop_waiter_woken_then_step_before_it_rechecks(loop, name):
+    schedule = ManualSchedule()
+    h, wait, notify = _loop_case(loop, name, schedule)
+    waiter = loop.create_task(wait())
+    spin(loop)
+    notify()
+    schedule.run()            # the loop resolves the waiters; they have not run yet
+    if name == "take/put":
+        h.put("b", 1)         # nobody registered: no second wake-up, the re-check sees it
+    assert schedule.calls == 1
+    spin(loop)
+    assert waiter.done()
+    if name == "take/put":
+        assert waiter.result().items == ["a", "b"]
+
+
+@pytest.mark.parametrize("name", LOOP_CASES)
+def test_loop_waiter_woken_by_a_thread_stopped_between_its_lock_and_its_wake(loop, gates, name):
+    schedule = ManualSchedule()
+    h, wait, notify = _loop_case(loop, name, schedule)
+    waiter = loop.create_task(wait())
+    spin(loop)
+    decided = gates.stop_at(name.split("/")[1])
+    notifier = in_thread(notify)
+    decided.reached()
+    spin(loop)
+    assert not waiter.done() and schedule.calls == 0
+    decided.open()
+    notifier.result(HANG)
+    assert schedule.calls == 1
+    schedule.run()
+    spin(loop)
+    assert waiter.done()
+
+
+def test_spurious_loop_wake_up_sends_the_waiter_back_to_wait(loop, gates):
+    schedule = ManualSchedule()
+    h = Handoff(loop, "consumer", schedule=schedule)
+    first = loop.create_task(h.take())
+    spin(loop)
+    decided = gates.stop_at("put")
+    notifier = in_thread(h.put, "a")
+    decided.reached()
+    second = run(loop, h.take())   # takes "a" before the wake-up is scheduled
+    assert second.items == ["a"]
+    decided.open()
+    notifier.result(HANG)
+    schedule.run()
+    spin(loop)
+    assert not first.done(), "a spurious wake-up ended a take with nothing to take"
+    h.put("b")
+    assert schedule.calls == 2
+    schedule.run()
+    spin(loop)
+    assert first.result().items == ["b"]
+
+
+# ---- 5. finish and close: idempotent, terminal, wake every waiter on both sides ----------------
+
+@pytest.mark.parametrize("thread_waits", ["wait_room", "wait_demand"])
+def test_close_by_the_loop_wakes_loop_takers_and_the_thread_producer(loop, gates, thread_waits):
+    h = Handoff(loop, "consumer", max_items=2)
+    h.put(1)
+    h.put(2)
+    assert h.poll().items == [1, 2]              # taken, not released: full and empty
+    takers = [loop.create_task(h.take()) for _ in range(2)]
+    spin(loop)
+    registered = gates.stop_at("thread-wait")
+    producer = in_thread(getattr(h, thread_waits), soon())
+    registered.reached()
+    registered.open()
+    h.close("bye")
+    spin(loop)
+    assert producer.result(HANG) is True
+    for t in takers:
+        batch = t.result()
+        assert (batch.items, batch.phase, batch.outcome) == ([], Phase.CLOSED, "bye")
+    h.close("again")
+    h.finish("late")
+    assert h.phase is Phase.CLOSED and h.poll().outcome == "bye"
+    assert h.put(3) is False and h.has_room() and h.wanted()
+
+
+def test_close_by_the_thread_wakes_every_loop_producer_with_one_wake_up(loop):
+    schedule = CountingSchedule(loop)
+    h = Handoff(loop, "producer", max_items=1, schedule=schedule)
+    h.put(1)
+    assert h.poll().items == [1]
+    waiters = [loop.create_task(h.room()) for _ in range(2)]
+    waiters += [loop.create_task(h.demand()) for _ in range(2)]
+    spin(loop)
+    assert not any(t.done() for t in waiters)
+    closer = in_thread(h.close, "bye")
+    closer.result(HANG)
+    closer = in_thread(h.close, "again")
+    closer.result(HANG)
+    run(loop, asyncio.gather(*waiters))
+    assert schedule.calls == 1
+    assert h.put(2) is False
+
+
+def test_finish_by_the_loop_wakes_the_thread_consumer_and_other_producer_tasks(loop, gates):
+    h = Handoff(loop, "producer", max_items=1)
+    h.put(1)
+    assert h.poll().items == [1]
+    waiters = [loop.create_task(h.room()), loop.create_task(h.demand())]
+    spin(loop)
+    registered = gates.stop_at("thread-wait")
+    consumer = in_thread(h.take_wait, soon())
+    registered.reached()
+    registered.open()
+
+    async def finisher():
+        h.finish("end")
+        h.finish("other")
+        await asyncio.gather(*waiters)
+
+    run(loop, finisher())
+    batch = consumer.result(HANG)
+    assert (batch.items, batch.phase, batch.outcome) == ([], Phase.FINISHED, "end")
+    with pytest.raises(RuntimeError, match="after finish"):
+        h.put(2)
+
+
+@pytest.mark.parametrize("loop_is", ["producer", "consumer"])
+def test_close_after_finish_drops_what_was_not_taken(loop, loop_is):
+    h = Handoff(loop, loop_is)
+    h.put("a")
+    h.finish("end")
+    h.close("left")
+    batch = h.poll()
+    assert (batch.items, batch.phase, batch.outcome) == ([], Phase.CLOSED, "left")
+    assert h.put("b") is False
+
+
+# ---- 6. deadlines, not timeouts that restart ---------------------------------------------------
+
+@pytest.mark.parametrize("which", ["take_wait", "wait_room", "wait_demand"])
+def test_spurious_wake_ups_do_not_extend_a_deadline(loop, monkeypatch, which):
+    if which == "take_wait":
+        h = Handoff(loop, "producer")
+    else:
+        h = Handoff(loop, "consumer", max_items=1)
+        h.put("a")
+        h.poll()
+    wake_ups = []
+
+    def spurious(handoff, point):
+        if point == "thread-wait":
+            wake_ups.append(point)
+            handoff.signal.set()   # as another hand-off sharing the signal would
+
+    monkeypatch.setattr(_handoff, "hook", spurious)
+    deadline = time.monotonic() + 0.05
+    result = in_thread(getattr(h, which), deadline).result(HANG)
+    assert result in (None, False) and time.monotonic() >= deadline
+    assert len(wake_ups) > 1
+
+
+@pytest.mark.parametrize("which", ["take_wait", "wait_room", "wait_demand"])
+def test_a_passed_deadline_returns_at_once_and_unregisters(loop, which):
+    if which == "take_wait":
+        h = Handoff(loop, "producer")
+        notify = lambda: h.put("x")  # noqa: E731
+    else:
+        h = Handoff(loop, "consumer", max_items=1)
+        h.put("a")
+        h.poll()
+        notify = {"wait_room": lambda: h.release(1), "wait_demand": h.want}[which]
+    assert getattr(h, which)(time.monotonic() - 1) in (None, False)
+    notify()
+    assert h.signal.wait(time.monotonic()) is False, "a thread that stopped waiting was woken"
+
+
+def test_signal_keeps_one_permit_and_honours_its_deadline():
+    s = Signal()
+    assert s.wait(time.monotonic()) is False
+    assert s.wait(time.monotonic() + 0.01) is False
+    s.set()
+    s.set()
+    assert s.wait() is True
+    assert s.wait(time.monotonic()) is False
+    s.set()
+    assert s.wait(time.monotonic() - 1) is True
+
+
+# ---- 7. no code from outside the module runs with the lock held --------------------------------
+
+class CheckingSignal(Signal):
+    __slots__ = ("handoffs",)
+
+    def __init__(self):
+        super().__init__()
+        self.handoffs = []
+
+    def _check(self):
+        for h in self.handoffs:
+            assert not h._lock.locked(), "signal used with the lock held"
+
+    def set(self):
+        self._check()
+        super().set()
+
+    def wait(self, deadline=None):
+        self._check()
+        return super().wait(deadline)
+
+
+@pytest.mark.parametrize("loop_is", ["producer", "consumer"])
+def test_hook_schedule_and_signal_run_without_the_lock(loop, monkeypatch, loop_is):
+    def hook(handoff, point):
+        assert not handoff._lock.locked(), "hook %r called with the lock held" % point
+        points.add(point)
+
+    points = set()
+    monkeypatch.setattr(_handoff, "hook", hook)
+    signal = CheckingSignal()
+    schedule = ManualSchedule()
+    h = Handoff(loop, loop_is, max_items=1, signal=signal, schedule=schedule)
+    signal.handoffs.append(h)
+
+    async def loop_waits():
+        if loop_is == "producer":
+            return await asyncio.gather(h.room(), h.demand())
+        return await h.take()
+
+    waiter = loop.create_task(loop_waits())
+    spin(loop)
+    h.poll()
+    h.wanted()
+    h.put("a")
+    h.put("b")
+    h.take_wait(time.monotonic())
+    h.want()
+    h.release(2)
+    h.wait_room(time.monotonic())
+    h.wait_demand(time.monotonic())
+    h.finish()
+    h.close()
+    schedule.run()
+    spin(loop)
+    assert waiter.done()
+    assert points >= {"put", "release", "want", "finish", "close"}
+
+
+# ---- pull mode: want() / wanted() / demand() / wait_demand() -----------------------------------
+
+def test_wanted_clears_the_request_and_registers_the_thread_producer(loop):
+    h = Handoff(loop, "consumer")
+    assert h.wanted() is False                 # registered
+    h.want()
+    h.want()                                   # asked already: no second wake-up
+    assert h.signal.wait(time.monotonic()) is True
+    assert h.signal.wait(time.monotonic()) is False
+    assert h.wanted() is True
+    assert h.wanted() is False
+    h.want()
+    assert h.wait_demand(time.monotonic()) is True
+    assert h.wait_demand(time.monotonic()) is True, "wait_demand() does not clear the request"
+    assert h.wanted() is True
+
+
+def test_demand_wakes_every_loop_producer_task_and_does_not_clear(loop):
+    schedule = CountingSchedule(loop)
+    h = Handoff(loop, "producer", schedule=schedule)
+    waiters = [loop.create_task(h.demand()) for _ in range(2)]
+    spin(loop)
+    in_thread(h.want).result(HANG)
+    run(loop, asyncio.gather(*waiters))
+    assert schedule.calls == 1
+    assert h.wanted() is True and h.wanted() is False
+
+
+@pytest.mark.parametrize("loop_is", ["producer", "consumer"])
+def test_pull_mode_produces_one_chunk_per_request(loop, loop_is):
+    """The consumer asks (want) before each take; the producer puts one chunk per request."""
+    chunks = [b"%d" % i for i in range(50)]
+    h = Handoff(loop, loop_is, max_items=1)
+    got = []
+
+    async def loop_producer():
+        for chunk in chunks:
+            await h.demand()
+            assert h.wanted()
+            h.put(chunk, len(chunk))
+        await h.demand()
+        h.finish()
+
+    def thread_consumer():
+        while True:
+            h.want()
+            batch = h.take_wait(soon())
+            assert batch is not None and len(batch.items) <= 1
+            got.extend(batch.items)
+            h.release(batch.count, batch.nbytes)
+            if batch.phase is Phase.FINISHED:
+                return
+
+    def thread_producer():
+        for chunk in chunks:
+            while not h.wanted():
+                assert h.signal.wait(soon())
+            h.put(chunk, len(chunk))
+        while not h.wanted():
+            assert h.signal.wait(soon())
+        h.finish()
+
+    async def loop_consumer():
+        while True:
+            h.want()
+            batch = await h.take()
+            assert len(batch.items) <= 1
+            got.extend(batch.items)
+            h.release(batch.count, batch.nbytes)
+            if batch.phase is Phase.FINISHED:
+                return
+
+    if loop_is == "producer":
+        thread = in_thread(thread_consumer)
+        run(loop, loop_producer())
+    else:
+        thread = in_thread(thread_producer)
+        run(loop, loop_consumer())
+    thread.result(HANG)
+    assert got == chunks
+
+
+# ---- a thread that waits on two hand-offs shares one Signal ------------------------------------
+
+def _two_handoffs(loop):
+    """The A->W shape: the thread consumes the response and produces the request body."""
+    signal = Signal()
+    response = Handoff(loop, "producer", max_items=2, signal=signal)
+    request = Handoff(loop, "consumer", max_items=2, signal=signal)
+    return signal, response, request
+
+
+@pytest.mark.parametrize("event", ["response put", "response finish", "request want",
+                                   "request close", "both"])
+def test_shared_signal_wakes_the_thread_for_either_hand_off(loop, event):
+    signal, response, request = _two_handoffs(loop)
+    assert response.poll() is None and request.wanted() is False   # both registered
+    if event in ("response put", "both"):
+        response.put(b"r")
+    if event == "response finish":
+        response.finish()
+    if event in ("request want", "both"):
+        request.want()
+    if event == "request close":
+        request.close()
+    assert signal.wait(soon()) is True
+    assert (response.poll() is not None) == event.startswith("response") or event == "both"
+    assert request.wanted() == event.startswith("request") or event == "both"
+
+
+def test_shared_signal_wake_up_for_one_hand_off_does_not_hide_the_other(loop, gates):
+    """The thread is woken for the response and, before it polls again, the request is wanted:
+    the next round sees the request without a second wake-up."""
+    signal, response, request = _two_handoffs(loop)
+    assert response.poll() is None and request.wanted() is False
+    response.put(b"r")
+    assert signal.wait(soon()) is True
+    request.want()                          # the request's flag was still set: a permit
+    assert response.poll().items == [b"r"]
+    assert request.wanted() is True
+    assert response.poll() is None and request.wanted() is False
+    assert signal.wait(time.monotonic()) is True   # spurious (the want's permit), never lost
+    assert signal.wait(time.monotonic()) is False
+
+
+def _shared_signal_round(loop, n):
+    signal, response, request = _two_handoffs(loop)
+    body = list(range(n))
+    sent = []
+
+    def thread():
+        received, produced = [], iter(body)
+        finished = False
+        while True:
+            batch = response.poll()
+            if batch is not None:
+                received.extend(batch.items)
+                response.release(batch.count)
+                if batch.phase is not Phase.OPEN:
+                    return received
+            if not finished and request.wanted():
+                chunk = next(produced, None)
+                if chunk is None:
+                    request.finish()
+                    finished = True
+                else:
+                    request.put(chunk)
+                continue
+            assert signal.wait(soon()), "the thread missed a wake-up"
+
+    async def app():
+        got = []
+        while True:
+            request.want()
+            batch = await request.take()
+            got.extend(batch.items)
+            request.release(batch.count)
+            for item in batch.items:
+                await response.room()
+                response.put(item)
+                sent.append(item)
+            if batch.phase is Phase.FINISHED:
+                break
+        response.finish()
+        return got
+
+    worker = in_thread(thread)
+    got = run(loop, app())
+    assert got == body and worker.result(HANG) == sent == body
+
+
+def test_a_thread_sharing_one_signal_between_two_hand_offs_never_misses_a_wake_up(loop):
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(100):
+            _shared_signal_round(loop, 10)
+    finally:
+        sys.setswitchinterval(previous)
+
+
+# ---- stress: both directions, two loop tasks, tiny switch interval (hang guards only) ----------
+
+def _stress_loop_produces(loop, tasks, per_task, max_items):
+    h = Handoff(loop, "producer", max_items=max_items)
+    got = []
+
+    def consumer():
+        while True:
+            batch = h.take_wait(soon())
+            assert batch is not None, "the consumer thread missed a wake-up"
+            assert h.held_items <= max_items
+            got.extend(batch.items)
+            h.release(batch.count, batch.nbytes)
+            if batch.phase is Phase.FINISHED:
+                return
+
+    async def producer(tag):
+        for i in range(per_task):
+            await h.room()
+            h.put((tag, i), 1)
+            assert h.held_items <= max_items
+
+    async def main():
+        await asyncio.gather(*(producer(t) for t in range(tasks)))
+        h.finish()
+
+    thread = in_thread(consumer)
+    run(loop, main())
+    thread.result(HANG)
+    return got
+
+
+def _stress_loop_consumes(loop, tasks, per_task, max_items):
+    h = Handoff(loop, "consumer", max_items=max_items)
+    got = []
+
+    def producer():
+        for i in range(tasks * per_task):
+            if not h.has_room():
+                assert h.wait_room(soon()), "the producer thread missed a wake-up"
+            h.put((0, i), 1)
+            assert h.held_items <= max_items
+        h.finish()
+
+    async def consumer():
+        while True:
+            batch = await h.take()
+            got.extend(batch.items)       # in take order: no await between take and here
+            await asyncio.sleep(0)        # delivered later than taken
+            h.release(batch.count, batch.nbytes)
+            if batch.phase is not Phase.OPEN:
+                return
+
+    async def main():
+        await asyncio.gather(*(consumer() for _ in range(tasks)))
+
+    thread = in_thread(producer)
+    run(loop, main())
+    thread.result(HANG)
+    return got
+
+
+@pytest.mark.parametrize("loop_is", ["producer", "consumer"])
+def test_stress_every_item_once_in_order_within_the_limit(loop, loop_is):
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(300):
+            if loop_is == "producer":
+                got = _stress_loop_produces(loop, 2, 10, 3)
+            else:
+                got = _stress_loop_consumes(loop, 2, 10, 3)
+            for tag in (0, 1):
+                mine = [i for t, i in got if t == tag]
+                assert mine == sorted(mine)
+            assert sorted(got) == sorted(set(got)) and len(got) == 20
+    finally:
+        sys.setswitchinterval(previous)
