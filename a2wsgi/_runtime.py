@@ -21,7 +21,7 @@ import os
 import threading
 import time
 
-__all__ = ("STARTUP_TIMEOUT", "Startup", "_Runtime")
+__all__ = ("STARTUP_TIMEOUT", "Startup", "_Runtime", "_InlineRuntime", "LoopSignal")
 
 logger = logging.getLogger("a2wsgi")
 
@@ -56,6 +56,7 @@ class _Runtime:
         self.thread = None
         self.closed = False
         self._decided = threading.Event()
+        self._decided_hook = None      # inline mode: stops the loop its waiter drives
         self._decide_lock = threading.Lock()
         self._deadline = None
         self._lifespan_task = None     # a strong reference: asyncio keeps only a weak one
@@ -127,6 +128,9 @@ class _Runtime:
             self.message = message
             self.startup = outcome
         self._decided.set()
+        hook = self._decided_hook
+        if hook is not None:
+            hook()
         if outcome is Startup.FAILED:
             logger.error("ASGI lifespan startup failed: %s", message or "(no message)")
         elif outcome is Startup.TIMED_OUT:
@@ -226,3 +230,103 @@ class _Runtime:
             if loop.is_running():
                 loop.call_soon_threadsafe(loop.stop)
             self.thread.join(timeout)
+
+
+# ---- inline mode --------------------------------------------------------------------------------
+
+
+class LoopSignal:
+    """The ``Signal`` of a thread that drives the event loop itself (``inline=True``): ``wait()``
+    runs the loop until ``set()`` is called (from a callback the loop runs) or the deadline
+    passes. One thread only: the loop is never touched from anywhere else."""
+
+    __slots__ = ("_loop", "_set", "_waiting")
+
+    def __init__(self, loop):
+        self._loop = loop
+        self._set = False
+        self._waiting = False
+
+    def set(self):
+        self._set = True
+        if self._waiting:
+            self._loop.stop()
+
+    def wait(self, deadline=None):
+        """Run the loop until ``set()``; False if ``deadline`` (a ``time.monotonic()`` instant,
+        the clock of ``loop.time()``) came first."""
+        if not self._set:
+            loop = self._loop
+            timer = None if deadline is None else loop.call_at(deadline, loop.stop)
+            self._waiting = True
+            try:
+                while not self._set:
+                    loop.run_forever()
+                    if deadline is not None and not self._set and time.monotonic() >= deadline:
+                        return False
+            finally:
+                self._waiting = False
+                if timer is not None:
+                    timer.cancel()
+        self._set = False
+        return True
+
+
+class _InlineRuntime(_Runtime):
+    """``ASGIMiddleware(app, inline=True)``: the loop belongs to this process and runs only while
+    the thread serving a request waits (``LoopSignal``): no loop thread, no hop. Tasks the app
+    leaves running after its response advance only while a later request drives the loop."""
+
+    def __init__(self, app):
+        super().__init__(app, asyncio.new_event_loop())
+        self.thread = None
+
+    def signal(self):
+        """A new ``LoopSignal`` for one request (or for lifespan startup and shutdown)."""
+        return LoopSignal(self.loop)
+
+    def begin(self):
+        self._deadline = time.monotonic() + STARTUP_TIMEOUT
+        self._inbox.append({"type": "lifespan.startup"})
+        self.loop.call_soon(self._start_lifespan)
+
+    def wait_started(self):
+        if self.startup is Startup.PENDING:
+            signal = self.signal()
+            self._decided_hook = signal.set
+            try:
+                while self.startup is Startup.PENDING:
+                    if not signal.wait(self._deadline):
+                        break
+            finally:
+                self._decided_hook = None
+        return super().wait_started()
+
+    def shutdown(self, timeout=None):
+        """Run lifespan shutdown on this thread, cancel what the app left running, close the
+        loop. Does nothing in a forked child (the loop belongs to the parent)."""
+        if self.closed or self.pid != os.getpid():
+            return
+        self.closed = True
+        loop = self.loop
+        if loop.is_closed() or loop.is_running():
+            return
+        try:
+            if self.startup is Startup.COMPLETE:
+                self._post_shutdown()
+                waiting = asyncio.wrap_future(self._shutdown, loop=loop)
+                try:
+                    outcome, message = loop.run_until_complete(asyncio.wait_for(waiting, timeout))
+                except asyncio.TimeoutError:
+                    logger.error("ASGI lifespan shutdown did not finish within %s s", timeout)
+                else:
+                    if outcome == "failed":
+                        logger.error("ASGI lifespan shutdown failed: %s", message or "(no message)")
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.wait(pending, timeout=5))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()

@@ -28,7 +28,7 @@ import weakref
 from ._apps import check_asgi_app, wrong_call_error
 from ._handoff import Handoff, Phase as Stream, Signal
 from ._hot import asgi_hot
-from ._runtime import Startup, _Runtime
+from ._runtime import Startup, _InlineRuntime, _Runtime
 
 build_scope = asgi_hot.build_scope
 decode_response_headers = asgi_hot.decode_response_headers
@@ -212,14 +212,14 @@ class _ASGICall:
     ``_task_end`` (finished when the app task is done).
     """
 
-    def __init__(self, owner, loop, environ, start_response, schedule=None):
+    def __init__(self, owner, loop, environ, start_response, schedule=None, signal=None):
         self._owner = owner
         self._app = owner.app
         self._loop = loop
         self._environ = environ
         self._start_response = start_response
         self._wait_time = owner.wait_time
-        signal = self._signal = Signal()
+        signal = self._signal = Signal() if signal is None else signal
         self._schedule = schedule = loop.call_soon_threadsafe if schedule is None else schedule
         self._response = Handoff(loop, "producer", HELD_CHUNKS, HELD_BYTES, signal, schedule)
         self._request = Handoff(loop, "consumer", signal=signal, schedule=schedule)
@@ -812,15 +812,22 @@ class ASGIMiddleware:
     to let the app's remaining work (background tasks) run before cancelling it; None lets it
     finish. ``loop``: an event loop, already running in another thread, to run the app on; by
     default the middleware starts its own, in a daemon thread, at the first request in each
-    process.
+    process. ``inline=True``: no loop thread; the thread serving a request drives this process's
+    loop itself, for servers that serve one request at a time per process (gunicorn sync workers,
+    uWSGI or mod_wsgi without threads, Passenger, serverless adapters); a server whose environ
+    says ``wsgi.multithread`` is refused at its first request.
 
     The app's lifespan startup runs before the first request is served (bounded by
     ``a2wsgi._runtime.STARTUP_TIMEOUT``), and its shutdown at interpreter exit or on ``close()``.
     """
 
-    def __init__(self, app, wait_time=None, loop=None):
+    def __init__(self, app, wait_time=None, loop=None, inline=False):
         check_asgi_app(app)
+        if inline and loop is not None:
+            raise TypeError("ASGIMiddleware takes loop= or inline=True, not both: inline=True drives "
+                            "a loop of its own on the serving thread")
         self.app = app
+        self.inline = bool(inline)
         self.wait_time = wait_time
         self._user_loop = loop
         self._runtime = None
@@ -864,7 +871,10 @@ class ASGIMiddleware:
                     self._finalizer.detach()
                     self._finalizer = None
                 self._runtime = None
-            runtime = _Runtime(self.app, self._user_loop)
+            if self.inline:
+                runtime = _InlineRuntime(self.app)
+            else:
+                runtime = _Runtime(self.app, self._user_loop)
             finalizer = weakref.finalize(self, runtime.shutdown)
             try:
                 runtime.begin()
@@ -893,6 +903,11 @@ class ASGIMiddleware:
         if start_response is None or more:
             raise wrong_call_error("ASGIMiddleware", "(environ, start_response)",
                                    "%d arguments" % (1 + (start_response is not None) + len(more)))
+        if self.inline and environ.get("wsgi.multithread"):
+            raise RuntimeError("ASGIMiddleware(app, inline=True) serves one request at a time per "
+                               "process, but this server calls it from several threads "
+                               "(wsgi.multithread is true): drop inline=True, or run the server "
+                               "with one thread per process")
         runtime = self._runtime
         if runtime is None or runtime.pid != os.getpid():
             runtime = self._create_runtime()
@@ -919,7 +934,11 @@ class ASGIMiddleware:
             start_response("431 Request Header Fields Too Large", list(_TOO_MANY_HEADERS_HEADERS))
             return [_TOO_MANY_HEADERS_BODY]
         scope["state"] = runtime.state.copy()
-        call = _ASGICall(self, runtime.loop, environ, start_response)
+        loop = runtime.loop
+        if self.inline:
+            call = _ASGICall(self, loop, environ, start_response, loop.call_soon, runtime.signal())
+        else:
+            call = _ASGICall(self, loop, environ, start_response)
         call.read_small_body(length)
         call._schedule(call.begin, scope)
         return call.respond()
