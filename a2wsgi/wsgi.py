@@ -343,7 +343,7 @@ class _WsgiCall:
                 close = None
             page_error, self.page_error = self.page_error, None
             if page_error is not None:
-                if outcome is not None and type(outcome) is not _Failure:
+                if type(outcome) is not _Failure:
                     logger.error("%s: the WSGI app answered an error with its own response "
                                  "(start_response with exc_info)", self._where(),
                                  exc_info=page_error)
