@@ -1,12 +1,12 @@
 """WSGIMiddleware: a WSGI application served by an ASGI server (PEP 3333 on the ASGI HTTP spec).
 
-The app runs on a worker thread; everything ASGI happens on the event loop. A request costs one
-hop to a worker and one wake-up back when its body arrives in one message and the app returns a
-list or tuple: the first body message is taken on the loop before dispatch, the worker collects
-``start_response`` and the body, and the loop sends it all once the worker is done. Streamed
-responses (iterators, ``write()``) move through a buffer of at most ``send_queue_size`` chunks,
-with one loop wake-up per batch; streamed request bodies are read ahead on the loop by a bounded
-amount, and the worker waits for the loop only when nothing is buffered.
+The app runs on a worker thread; everything ASGI happens on the event loop. The two meet only in
+hand-offs (``a2wsgi/_handoff.py``): the response goes from the worker to the loop, a streamed
+request body from the loop to the worker. A request is dispatched once its body is complete or
+READ_AHEAD_BYTES of it arrived; a list or tuple response travels in one piece with the end of the
+call, so a small request costs one hop to a worker and one wake-up back. The bridge is invisible:
+an app error propagates out of the ASGI call as a native app's would, after the body bytes that
+went before it, and nothing of the bridge's own is sent instead.
 """
 
 import asyncio
