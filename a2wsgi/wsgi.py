@@ -1,17 +1,18 @@
 """WSGIMiddleware: a WSGI application served by an ASGI server (PEP 3333 on the ASGI HTTP spec).
 
-The app runs on a worker thread; everything ASGI happens on the event loop. A request costs one
-hop to a worker and one wake-up back when its body arrives in one message and the app returns a
-list or tuple: the first body message is taken on the loop before dispatch, the worker collects
-``start_response`` and the body, and the loop sends it all once the worker is done. Streamed
-responses (iterators, ``write()``) move through a buffer of at most ``send_queue_size`` chunks,
-with one loop wake-up per batch; streamed request bodies are read ahead on the loop by a bounded
-amount, and the worker waits for the loop only when nothing is buffered.
+The app runs on a worker thread; everything ASGI happens on the event loop. The two meet only in
+hand-offs (``a2wsgi/_handoff.py``): the response goes from the worker to the loop, a streamed
+request body from the loop to the worker. A request is dispatched once its body is complete or
+READ_AHEAD_BYTES of it arrived; a list or tuple response travels in one piece with the end of the
+call, so a small request costs one hop to a worker and one wake-up back. The bridge is invisible:
+an app error propagates out of the ASGI call as a native app's would, after the body bytes that
+went before it, and nothing of the bridge's own is sent instead.
 """
 
 import asyncio
 import collections
 import contextvars
+import enum
 import functools
 import logging
 import os
@@ -20,6 +21,8 @@ import threading
 import weakref
 
 from ._apps import check_wsgi_app, wrong_call_error
+from ._handoff import Handoff
+from ._handoff import Phase as HandoffPhase
 from ._hot import wsgi_hot
 
 translate_request_headers = wsgi_hot.translate_request_headers
@@ -34,11 +37,13 @@ logger = logging.getLogger("a2wsgi")
 
 #: More request header pairs than this are answered with 431 without running the app.
 MAX_REQUEST_HEADERS = 1000
-#: Request body bytes read ahead of the app on the loop, per request.
+#: Request body bytes read on the loop before a worker is taken: a request gets a worker once its
+#: body is complete or this much of it arrived, so slow uploads cannot hold the workers.
 READ_AHEAD_BYTES = 512 * 1024
-#: Request body bytes read ahead once the response is streaming: an app that streams without
-#: reading the body still has ``receive()`` asked, so a disconnect is seen on servers whose
-#: ``send()`` does nothing once the client is gone (uvicorn). Nothing read is ever discarded.
+#: Request body bytes held ahead of the app while it runs (twice READ_AHEAD_BYTES): an app that
+#: streams without reading the body still has ``receive()`` asked, so a disconnect is seen on
+#: servers whose ``send()`` does nothing once the client is gone (uvicorn). Nothing read is ever
+#: discarded.
 STREAMING_READ_AHEAD_BYTES = 2 * READ_AHEAD_BYTES
 #: Seconds an idle worker thread waits for a request before it exits.
 IDLE_WORKER_SECONDS = 60.0
@@ -212,23 +217,69 @@ def _resolve(future):
         future.set_result(None)
 
 
-class _Exchange:
-    """One HTTP request: the worker thread runs the app, the event loop talks ASGI.
+class CallPhase(enum.Enum):
+    """Where the WSGI call of one request is, as its worker thread sees it."""
 
-    The fields under ``lock`` are shared: ``out`` (chunks handed to the loop), ``held`` (chunks
-    handed and not yet sent), ``wake_pending`` (a loop wake-up is scheduled or the loop will look
-    again), ``finished`` (the worker is done), ``closed`` (the client is gone: the worker stops),
-    ``pieces``/``piece_bytes``/``body_done``/``gone`` (request body read ahead by the loop),
-    ``reader_paused`` (the reader waits for room) and ``worker_waiting`` (the worker sleeps on
-    ``signal``, a lock used as a one-shot semaphore).
+    STARTING = "starting"    # the app runs; no response byte was handed to the loop yet
+    STREAMING = "streaming"  # the status line and a first body chunk were handed to the loop
+    ENDED = "ended"          # the app finished its response
+    FAILED = "failed"        # the app raised; the loop raises it to the server
+    GONE = "gone"            # the client left; nothing more is handed over
+
+
+_PHASE_MOVES = {
+    CallPhase.STARTING: (CallPhase.STREAMING, CallPhase.ENDED, CallPhase.FAILED, CallPhase.GONE),
+    CallPhase.STREAMING: (CallPhase.ENDED, CallPhase.FAILED, CallPhase.GONE),
+    CallPhase.ENDED: (),
+    CallPhase.FAILED: (),
+    CallPhase.GONE: (),
+}
+
+
+class _Whole:
+    """A response handed over in one piece, as the outcome of the response hand-off: the start
+    ``(status code, raw headers)`` and either the body chunks or a file path for pathsend."""
+
+    __slots__ = ("start", "chunks", "path")
+
+    def __init__(self, start, chunks=(), path=None):
+        self.start = start
+        self.chunks = chunks
+        self.path = path
+
+
+class _Failure:
+    """An app error for the loop to raise, as the outcome of the response hand-off. The loop
+    takes the exception out (``take()``), so that the hand-off, which the raised exception's
+    frames can reach, holds no reference back to it."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error):
+        self.error = error
+
+    def take(self):
+        error, self.error = self.error, None
+        return error
+
+
+class _WsgiCall:
+    """The WSGI call of one HTTP request: the worker thread runs the app (``run``), the event
+    loop speaks ASGI (``serve``, ``read_body``, ``watch``).
+
+    The two sides share only three hand-offs. ``out`` carries the response from the worker to
+    the loop: a ``(status code, raw headers)`` start item (count 0) before the first chunk, then
+    non-empty body chunks; its outcome is None (clean end of a stream), a ``_Whole`` response, or
+    a ``_Failure``. ``inp`` carries a streamed request body from the loop to the worker (None
+    when the whole body arrived before dispatch). ``ended`` is finished by the worker as its last
+    act, for the loop to wait on once it closed ``out`` (the client left). The worker's own state
+    is ``phase``; it moves only through ``_move``.
     """
 
     __slots__ = (
-        "app", "scope", "receive", "send", "loop", "send_queue_size", "script_name", "lock",
-        "out", "held", "wake_pending", "waiter", "finished", "closed", "signal", "worker_waiting",
-        "pieces", "piece_bytes", "body_done", "gone", "reader", "reader_paused", "reader_waiter",
-        "status", "headers", "handed", "start", "final", "pathsend", "error",
-        "reraise", "watcher", "sends",
+        "app", "scope", "receive", "send", "loop", "script_name", "out", "inp", "ended",
+        "pieces", "reader", "watcher", "phase", "status", "start", "page_error", "sends",
+        "input_end",
     )
 
     def __init__(self, app, scope, receive, send, loop, send_queue_size, script_name):
@@ -237,81 +288,140 @@ class _Exchange:
         self.receive = receive
         self.send = send
         self.loop = loop
-        self.send_queue_size = send_queue_size
         self.script_name = script_name
-        self.lock = threading.Lock()
-        self.out = []
-        self.held = 0
-        self.wake_pending = False
-        self.waiter = loop.create_future()
-        self.finished = False
-        self.closed = False
-        self.signal = threading.Lock()
-        self.signal.acquire()
-        self.worker_waiting = False
+        self.out = Handoff(loop, "consumer", max_items=send_queue_size)
+        self.inp = None
+        self.ended = Handoff(loop, "consumer")
         self.pieces = None
-        self.piece_bytes = 0
-        self.body_done = True
-        self.gone = False
         self.reader = None
-        self.reader_paused = False
-        self.reader_waiter = None
         self.watcher = None
+        self.phase = CallPhase.STARTING
         self.status = None
-        self.headers = None
-        self.handed = False
         self.start = None
-        self.final = None
-        self.pathsend = None
-        self.error = None
-        self.reraise = None
+        self.page_error = None
         self.sends = 0
+        self.input_end = None
+
+    def _where(self):
+        scope = self.scope
+        return "%s %s" % (scope.get("method", "?"), scope.get("path", "?"))
 
     # ---- worker thread -------------------------------------------------------------------------
 
-    def _wake_loop_locked(self):
-        """With ``lock`` held: whether the caller must schedule a loop wake-up (after releasing)."""
-        if self.wake_pending:
-            return False
-        self.wake_pending = True
-        return True
+    def _move(self, phase):
+        if phase not in _PHASE_MOVES[self.phase]:
+            raise RuntimeError("a2wsgi bug: WSGI call moved from %s to %s"
+                               % (self.phase.name, phase.name))
+        self.phase = phase
 
-    def _sleep(self):
-        """Wait for the loop to signal; the caller set ``worker_waiting`` under ``lock``."""
-        self.signal.acquire()
+    def run(self):
+        """The worker's job: run the app, hand over its response, call its ``close()`` once,
+        then finish the hand-offs (the loop returns or raises only after that)."""
+        result = None
+        outcome = None
+        try:
+            try:
+                environ = build_environ(self.scope, self.body(), self.script_name)
+            except KeyError as exc:
+                raise KeyError(
+                    "the ASGI HTTP scope has no %r key (ASGI HTTP spec, 'HTTP Connection Scope')"
+                    % (exc.args[0] if exc.args else None,)
+                ) from None
+            environ["wsgi.file_wrapper"] = FileWrapper
+            result = self.app(environ, self.start_response)
+            outcome = self._respond(result)
+        except BaseException as exc:
+            outcome = self._fail(exc)
+        finally:
+            close = getattr(result, "close", None)
+            result = None
+            if close is not None:
+                try:
+                    close()
+                except BaseException:
+                    logger.exception("%s: the WSGI app's close() raised", self._where())
+                close = None
+            page_error, self.page_error = self.page_error, None
+            if page_error is not None:
+                if type(outcome) is not _Failure:
+                    logger.error("%s: the WSGI app answered an error with its own response "
+                                 "(start_response with exc_info)", self._where(),
+                                 exc_info=page_error)
+                page_error = None
+            if self.inp is not None:
+                self.inp.close()
+            self.out.finish(outcome)
+            self.ended.finish()
 
-    def fetch(self):
-        """Next piece of a streamed request body for ``Body``; b"" at its end."""
-        while True:
-            resume = None
-            with self.lock:
-                pieces = self.pieces
-                if pieces:
-                    piece = pieces.popleft()
-                    self.piece_bytes -= len(piece)
-                    if self.reader_paused and self.piece_bytes <= READ_AHEAD_BYTES // 2:
-                        self.reader_paused = False
-                        resume = self.reader_waiter
-                elif self.closed:
-                    raise ClientDisconnected(
-                        "the client disconnected before the request body was complete"
-                        if self.gone else "the client disconnected"
+    def _respond(self, result):
+        """Hand the app's response over; the outcome for ``out.finish()``."""
+        if type(result) is list or type(result) is tuple:
+            for chunk in result:
+                if type(chunk) is not bytes:
+                    raise TypeError(
+                        "WSGI response body items must be bytes, got %s" % type(chunk).__name__
                     )
-                elif self.body_done:
-                    return b""
-                else:
-                    piece = None
-                    self.worker_waiting = True
-            if piece is not None:
-                if resume is not None:
-                    _call_soon(self.loop, _resolve, resume)
-                return piece
-            self._sleep()
+            if self.phase is CallPhase.STARTING:
+                if self.status is None:
+                    raise RuntimeError("the WSGI app returned without calling start_response()")
+                self._move(CallPhase.ENDED)
+                return _Whole(self.start, result)
+            for chunk in result:
+                if chunk and not self._hand(chunk):
+                    return None
+        else:
+            if (
+                type(result) is FileWrapper
+                and self.phase is CallPhase.STARTING
+                and self.status is not None
+                and "http.response.pathsend" in (self.scope.get("extensions") or ())
+            ):
+                path = _file_path(result)
+                if path is not None:
+                    self._move(CallPhase.ENDED)
+                    return _Whole(self.start, path=path)
+            for chunk in result:
+                if type(chunk) is not bytes:
+                    raise TypeError(
+                        "WSGI response body items must be bytes, got %s" % type(chunk).__name__
+                    )
+                if chunk:
+                    if self.status is None:
+                        raise RuntimeError(
+                            "the WSGI app's iterable yielded a body chunk before it called "
+                            "start_response() (PEP 3333)"
+                        )
+                    if not self._hand(chunk):
+                        return None
+        if self.phase is CallPhase.STARTING:
+            if self.status is None:
+                raise RuntimeError("the WSGI app returned without calling start_response()")
+            self._move(CallPhase.ENDED)
+            return _Whole(self.start)
+        if self.phase is CallPhase.STREAMING:
+            self._move(CallPhase.ENDED)
+        return None
+
+    def _fail(self, exc):
+        """An exception from the app (or from ``write()``/``wsgi.input`` once the client left):
+        the outcome for ``out.finish()``."""
+        phase = self.phase
+        if phase is CallPhase.GONE or self.out.phase is HandoffPhase.CLOSED:
+            if phase is not CallPhase.GONE:
+                self._move(CallPhase.GONE)
+            if isinstance(exc, ClientDisconnected):
+                logger.info("%s: the client disconnected: %s", self._where(), exc)
+            else:
+                logger.error("%s: the WSGI app raised after the client disconnected",
+                             self._where(), exc_info=exc)
+            return None
+        self._move(CallPhase.FAILED)
+        return _Failure(exc)
 
     def start_response(self, status, headers, exc_info=None):
         """PEP 3333 ``start_response``; headers are checked here, so a bad one never goes out."""
         if exc_info is not None:
-            if self.handed:
+            if self.phase is not CallPhase.STARTING:
                 try:
                     raise exc_info[1].with_traceback(exc_info[2])
                 finally:
@@ -324,9 +434,10 @@ class _Exchange:
         code = parse_status(status)
         raw = encode_response_headers(headers)
         self.status = status
-        self.headers = (code, raw)
+        self.start = (code, raw)
         if exc_info is not None:
-            self.reraise = exc_info[1]
+            self.page_error = exc_info[1]
+            exc_info = None
         return self.write
 
     def write(self, data):
@@ -335,160 +446,77 @@ class _Exchange:
             raise TypeError("WSGI write() needs bytes, got %s" % type(data).__name__)
         if self.status is None:
             raise RuntimeError("WSGI write() called before start_response()")
-        if data and not self._push(data):
+        if data and not self._hand(data):
             raise ClientDisconnected("the client disconnected")
 
-    def _push(self, chunk):
-        """Hand a non-empty chunk to the loop; False once the client is gone."""
-        resume = None
-        with self.lock:
-            if self.closed:
+    def _hand(self, chunk):
+        """Hand a non-empty chunk to the loop, after the start if it is the first; wait while
+        ``send_queue_size`` chunks are held. False once the client is gone."""
+        out = self.out
+        if self.phase is CallPhase.STARTING:
+            self._move(CallPhase.STREAMING)
+            out.put(self.start, 0, 0)
+        elif self.phase is not CallPhase.STREAMING:
+            return False
+        if not out.put(chunk, len(chunk)):
+            self._move(CallPhase.GONE)
+            return False
+        if not out.has_room():
+            out.wait_room()
+            if out.phase is HandoffPhase.CLOSED:
+                self._move(CallPhase.GONE)
                 return False
-            if not self.handed:
-                self.handed = True
-                self.start = self.headers
-                if self.reader_paused and self.piece_bytes < STREAMING_READ_AHEAD_BYTES:
-                    self.reader_paused = False
-                    resume = self.reader_waiter
-            self.out.append(chunk)
-            self.held += 1
-            wake = self._wake_loop_locked()
-            block = self.held >= self.send_queue_size
-            if block:
-                self.worker_waiting = True
-        if resume is not None:
-            _call_soon(self.loop, _resolve, resume)
-        if wake:
-            _call_soon(self.loop, self._wakeup)
-        while block:
-            self._sleep()
-            with self.lock:
-                if self.closed:
-                    return False
-                block = self.held >= self.send_queue_size
-                if block:
-                    self.worker_waiting = True
         return True
 
-    def run(self):
-        """The worker's job: run the app, hand over its response, call ``close()`` once."""
-        result = None
-        try:
-            try:
-                environ = build_environ(self.scope, self.body(), self.script_name)
-            except KeyError as exc:
-                raise KeyError(
-                    "the ASGI HTTP scope has no %r key (ASGI HTTP spec, 'HTTP Connection Scope')"
-                    % (exc.args[0] if exc.args else None,)
-                ) from None
-            environ["wsgi.file_wrapper"] = FileWrapper
-            result = self.app(environ, self.start_response)
-            self._respond(result)
-        except BaseException as exc:
-            self._fail(exc)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except BaseException:
-                    logger.exception("%s: the WSGI app's close() raised", self._where())
-            with self.lock:
-                self.finished = True
-                wake = self._wake_loop_locked()
-            if wake:
-                _call_soon(self.loop, self._wakeup)
-
     def body(self):
-        """``wsgi.input``: the whole body at hand, or pieces fetched from the loop's read-ahead."""
-        if self.reader is None:
+        """``wsgi.input``: the whole body at hand, or pieces taken from the loop's read-ahead."""
+        if self.inp is None:
             return Body(functools.partial(next, iter(self.pieces), b""))
+        self.pieces = collections.deque()
         return Body(self.fetch)
 
-    def _respond(self, result):
-        if not self.handed and (type(result) is list or type(result) is tuple):
-            for chunk in result:
-                if type(chunk) is not bytes:
-                    raise TypeError(
-                        "WSGI response body items must be bytes, got %s" % type(chunk).__name__
-                    )
-            if self.status is None:
-                raise RuntimeError("the WSGI app returned without calling start_response()")
-            self.final = result
-            return
-        if (
-            type(result) is FileWrapper
-            and not self.handed
-            and self.status is not None
-            and "http.response.pathsend" in (self.scope.get("extensions") or ())
-        ):
-            path = _file_path(result)
-            if path is not None:
-                self.pathsend = path
-                return
-        for chunk in result:
-            if type(chunk) is not bytes:
-                raise TypeError(
-                    "WSGI response body items must be bytes, got %s" % type(chunk).__name__
-                )
-            if chunk:
-                if not self._push(chunk):
-                    return
-            elif self.closed:
-                return
-        if self.status is None:
-            raise RuntimeError("the WSGI app returned without calling start_response()")
-
-    def _fail(self, exc):
-        """An exception from the app: raised to the server if no header went out yet (after a
-        500), else logged, since the client can no longer be told."""
-        if self.handed:
-            if self.closed:
-                self._log_after_disconnect(exc)
-            else:
-                logger.error("%s: the WSGI app raised after the response headers were sent; the "
-                             "response is cut short", self._where(), exc_info=exc)
-        elif self.closed:
-            self._log_after_disconnect(exc)
-            return
-        self.error = exc
-
-    def _log_after_disconnect(self, exc):
-        if isinstance(exc, ClientDisconnected):
-            logger.info("%s: the client disconnected: %s", self._where(), exc)
-        else:
-            logger.error("%s: the WSGI app raised after the client disconnected", self._where(),
-                         exc_info=exc)
-
-    def _where(self):
-        scope = self.scope
-        return "%s %s" % (scope.get("method", "?"), scope.get("path", "?"))
+    def fetch(self):
+        """Next piece of a streamed request body for ``Body``; b"" at its end. A piece's credit
+        goes back to the read-ahead when it is handed to the app."""
+        pieces = self.pieces
+        inp = self.inp
+        while not pieces:
+            end = self.input_end
+            if end is not None:
+                if end is HandoffPhase.FINISHED:
+                    return b""
+                raise ClientDisconnected(
+                    "the client disconnected before the request body was complete")
+            batch = inp.poll()
+            if batch is None:
+                inp.signal.wait()
+                continue
+            pieces.extend(batch.items)
+            if batch.phase is not HandoffPhase.OPEN:
+                # the pieces that came before the end are read first
+                self.input_end = (HandoffPhase.FINISHED if batch.outcome is None
+                                  else HandoffPhase.CLOSED)
+        piece = pieces.popleft()
+        inp.release(1, len(piece))
+        return piece
 
     # ---- event loop ----------------------------------------------------------------------------
 
-    def _wakeup(self):
-        waiter = self.waiter
-        if not waiter.done():
-            waiter.set_result(None)
-
-    def _release_worker_locked(self):
-        if self.worker_waiting:
-            self.worker_waiting = False
-            self.signal.release()
-
-    def client_gone(self, during_body=False):
-        with self.lock:
-            self.closed = True
-            if during_body:
-                self.gone = True
-            self._release_worker_locked()
+    def client_gone(self, reason):
+        """The client left (or the server failed): the worker stops handing anything over."""
+        self.out.close(reason)
+        if self.inp is not None:
+            self.inp.finish(reason)
 
     async def read_body(self):
-        """Read the request body ahead of the app, at most about READ_AHEAD_BYTES (twice that
-        once the response is streaming), then watch for ``http.disconnect``."""
+        """Read the rest of a streamed request body ahead of the app, at most
+        STREAMING_READ_AHEAD_BYTES held, then watch for ``http.disconnect``."""
         receive = self.receive
-        lock = self.lock
+        inp = self.inp
         while True:
+            await inp.room()
+            if inp.phase is not HandoffPhase.OPEN:
+                return
             try:
                 message = await receive()
             except Exception as exc:
@@ -496,31 +524,18 @@ class _Exchange:
                 return
             kind = message["type"]
             if kind == "http.disconnect":
-                self.client_gone(during_body=True)
+                self.client_gone(ClientDisconnected("the client disconnected"))
                 return
             if kind != "http.request":
                 continue
             piece = message.get("body", b"")
             if type(piece) is not bytes:
                 piece = bytes(piece)
-            more = message.get("more_body", False)
-            with lock:
-                if piece:
-                    self.pieces.append(piece)
-                    self.piece_bytes += len(piece)
-                if not more:
-                    self.body_done = True
-                self._release_worker_locked()
-                pause = more and self.piece_bytes >= (
-                    STREAMING_READ_AHEAD_BYTES if self.handed else READ_AHEAD_BYTES
-                )
-                if pause:
-                    self.reader_paused = True
-                    waiter = self.reader_waiter = self.loop.create_future()
-            if not more:
+            if piece:
+                inp.put(piece, len(piece))
+            if not message.get("more_body", False):
+                inp.finish()
                 break
-            if pause:
-                await waiter
         await self.watch()
 
     async def watch(self):
@@ -532,124 +547,106 @@ class _Exchange:
             self._receive_failed(exc)
             return
         if message.get("type") == "http.disconnect":
-            self.client_gone()
+            self.client_gone(ClientDisconnected("the client disconnected"))
 
     def _receive_failed(self, exc):
         logger.error("%s: the server's receive() raised; the request is abandoned", self._where(),
                      exc_info=exc)
-        self.client_gone(during_body=True)
-
-    def _disconnected(self, exc):
-        logger.info("%s: the client disconnected: %s", self._where(), exc)
-        self.client_gone()
+        self.client_gone(ClientDisconnected("the server's receive() raised"))
 
     async def serve(self):
-        """Send what the worker hands over until it is finished, then raise what must reach the
-        server: an app error answered with a 500, or the ``exc_info`` of the app's own error
-        response (as a2wsgi 1.10 does)."""
-        loop = self.loop
-        lock = self.lock
+        """Send what the worker hands over until the app is done. Then raise the app's error,
+        if it failed and the client is still there; return normally otherwise."""
+        out = self.out
         started = False
+        failure = None
         try:
             while True:
-                with lock:
-                    batch = self.out
-                    finished = self.finished
-                    if batch:
-                        self.out = []
-                    else:
-                        # Not the list itself: the worker may append to it as soon as the lock
-                        # is released, and it stays self.out, to be taken (and sent) next time.
-                        batch = None
-                        if not finished:
-                            self.wake_pending = False
-                            waiter = self.waiter = loop.create_future()
-                if not batch and not finished:
-                    await waiter
-                    self.sends = 0
-                    continue
-                if not self.closed:
-                    try:
-                        if batch:
-                            if not started:
-                                started = True
-                                if self.reader is None and not finished:
-                                    self.watcher = loop.create_task(self.watch())
-                                code, raw = self.start
-                                await self.send(
-                                    {"type": "http.response.start", "status": code, "headers": raw}
-                                )
-                            await self._send_batch(batch, finished and self.error is None)
-                        elif started:
-                            if self.error is None:
-                                await self.send(_END)
-                        else:
-                            await self._send_final()
-                    except OSError as exc:
-                        self._disconnected(exc)
-                if batch:
-                    with lock:
-                        self.held -= len(batch)
-                        self._release_worker_locked()
-                if finished:
+                batch = await out.take()
+                phase = batch.phase
+                if phase is HandoffPhase.CLOSED:
+                    break
+                outcome = batch.outcome if phase is HandoffPhase.FINISHED else None
+                items = batch.items
+                count = batch.count
+                nbytes = batch.nbytes
+                batch = None
+                try:
+                    if items:
+                        if not started:
+                            started = True
+                            start = items[0]
+                            items = items[1:]
+                            if (self.reader is None and self.watcher is None
+                                    and phase is HandoffPhase.OPEN):
+                                self.watcher = self.loop.create_task(self.watch())
+                            await self.send(
+                                {"type": "http.response.start", "status": start[0],
+                                 "headers": start[1]}
+                            )
+                        await self._send_chunks(items, phase is HandoffPhase.FINISHED
+                                                and outcome is None)
+                        out.release(count, nbytes)
+                    elif phase is HandoffPhase.FINISHED and outcome is None and started:
+                        await self.send(_END)
+                    if type(outcome) is _Whole:
+                        await self._send_whole(outcome)
+                except OSError as exc:
+                    logger.info("%s: the client disconnected: %s", self._where(), exc)
+                    self.client_gone(exc)
+                    break
+                if phase is HandoffPhase.FINISHED:
+                    if type(outcome) is _Failure:
+                        failure = outcome
                     break
         except BaseException:
-            self.client_gone()
+            self.client_gone(ClientDisconnected("the ASGI call was cancelled or failed"))
             raise
         finally:
             await self._stop_tasks()
-        error = self.error
-        if error is not None:
-            self.error = None
-            if not self.handed:
+        if out.phase is HandoffPhase.CLOSED:
+            await self.ended.take()
+        if failure is not None:
+            error = failure.take()
+            failure = None
+            try:
                 raise error
-        elif self.reraise is not None:
-            error, self.reraise = self.reraise, None
-            raise error
+            finally:
+                error = None
 
-    async def _send_batch(self, batch, last):
+    async def _send_chunks(self, chunks, last):
         send = self.send
-        if len(batch) > 1:
+        if len(chunks) > 1:
             total = 0
-            for chunk in batch:
+            for chunk in chunks:
                 total += len(chunk)
             if total <= _JOIN_LIMIT:
-                batch = [b"".join(batch)]
-        end = len(batch) - 1
-        for i, chunk in enumerate(batch):
-            if self.closed:
+                chunks = [b"".join(chunks)]
+        end = len(chunks) - 1
+        for i, chunk in enumerate(chunks):
+            if self.out.phase is HandoffPhase.CLOSED:
                 return
-            await send({"type": "http.response.body", "body": chunk, "more_body": not (last and i == end)})
+            await send({"type": "http.response.body", "body": chunk,
+                        "more_body": not (last and i == end)})
             self.sends += 1
             if self.sends >= _SENDS_PER_YIELD:
                 self.sends = 0
                 await asyncio.sleep(0)
 
-    async def _send_final(self):
-        """The whole response in one go: the app returned a list, a pathsend file, or failed."""
+    async def _send_whole(self, whole):
+        """A response handed over in one piece: a list body or a pathsend file."""
+        code, raw = whole.start
         send = self.send
-        error = self.error
-        if error is not None:
-            await send({
-                "type": "http.response.start",
-                "status": 500,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21")],
-            })
-            await send({"type": "http.response.body", "body": b"Internal Server Error"})
-            return
-        code, raw = self.headers
         await send({"type": "http.response.start", "status": code, "headers": raw})
-        if self.pathsend is not None:
-            await send({"type": "http.response.pathsend", "path": self.pathsend})
+        if whole.path is not None:
+            await send({"type": "http.response.pathsend", "path": whole.path})
         else:
-            await self._send_batch(list(self.final or ()) or [b""], True)
+            await self._send_chunks(list(whole.chunks) or [b""], True)
 
     async def _stop_tasks(self):
         tasks = [t for t in (self.reader, self.watcher) if t is not None and not t.done()]
         for task in tasks:
             task.cancel()
-        if self.reader_waiter is not None:
-            _resolve(self.reader_waiter)
         if tasks:
             await asyncio.wait(tasks)
 
@@ -758,21 +755,45 @@ class WSGIMiddleware:
             })
             await send({"type": "http.response.body", "body": body})
             return
+        # The worker is taken once the body is complete or READ_AHEAD_BYTES of it arrived, so
+        # slow uploads wait on the loop, not in a worker thread.
         message = await receive()
         if message["type"] != "http.request":
             return
-        loop = asyncio.get_running_loop()
-        exchange = _Exchange(self.app, scope, receive, send, loop, self.send_queue_size,
-                             self._script_name)
         piece = message.get("body", b"")
         if type(piece) is not bytes:
             piece = bytes(piece)
-        if message.get("more_body", False):
-            exchange.pieces = collections.deque((piece,) if piece else ())
-            exchange.piece_bytes = len(piece)
-            exchange.body_done = False
-            exchange.reader = loop.create_task(exchange.read_body())
+        pieces = [piece] if piece else []
+        size = len(piece)
+        more = streamed = message.get("more_body", False)
+        while more and size < READ_AHEAD_BYTES:
+            message = await receive()
+            kind = message["type"]
+            if kind == "http.disconnect":
+                return
+            if kind != "http.request":
+                continue
+            piece = message.get("body", b"")
+            if type(piece) is not bytes:
+                piece = bytes(piece)
+            if piece:
+                pieces.append(piece)
+                size += len(piece)
+            more = message.get("more_body", False)
+        loop = asyncio.get_running_loop()
+        call = _WsgiCall(self.app, scope, receive, send, loop, self.send_queue_size,
+                         self._script_name)
+        if more:
+            inp = call.inp = Handoff(loop, "producer", max_bytes=2 * READ_AHEAD_BYTES,
+                                     signal=call.out.signal)
+            for piece in pieces:
+                inp.put(piece, len(piece))
+            call.reader = loop.create_task(call.read_body())
         else:
-            exchange.pieces = (piece,)
-        self._workers().submit((contextvars.copy_context(), exchange.run))
-        await exchange.serve()
+            call.pieces = pieces
+            if streamed:
+                # A body in several messages: watch for http.disconnect from the start, as the
+                # reader would have done.
+                call.watcher = loop.create_task(call.watch())
+        self._workers().submit((contextvars.copy_context(), call.run))
+        await call.serve()

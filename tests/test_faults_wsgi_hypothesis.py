@@ -191,8 +191,11 @@ def test_bytes_in_order_or_the_documented_outcome(mw, monkeypatch):
         assert got == data[:len(got)], "the client got bytes out of order"
         assert fail[0] <= 1, "send() was called again after it raised"
         if fault == "upload":
-            if not record:  # a disconnect as the first message: the app never runs
-                assert at == 0
+            if not record:
+                # a body that fits the read-ahead is read before a worker is taken: cut short,
+                # the app never runs (issue 13, rule 14)
+                import a2wsgi.wsgi
+                assert sum(len(p) for p in pieces[:at]) < a2wsgi.wsgi.READ_AHEAD_BYTES
             else:
                 assert type(record["read error"]).__name__ == "ClientDisconnected"
                 assert len(seen) <= sum(len(p) for p in pieces[:at])

@@ -120,31 +120,28 @@ class WideningLock:
 
 
 def test_chunks_handed_while_the_loop_looks_are_sent_once(mw, impl, monkeypatch):
-    """A chunk the worker hands over just after the loop found none is sent once, in order: the
-    loop must not keep the list it looked at (it is still the worker's), or it sends it twice."""
-    from a2wsgi import wsgi
+    """A chunk the worker hands over just after the loop took a batch is sent once, in order: the
+    worker is slowed right after each put (the hand-off's hook), so the loop takes batches while
+    the worker is between two puts."""
+    import time
 
-    locks = []
-    loop_thread = []
-    original_init = wsgi._Exchange.__init__
+    from a2wsgi import _handoff
 
-    def init(self, *args):
-        original_init(self, *args)
-        self.lock = WideningLock(self, loop_thread[0])
-        locks.append(self.lock)
+    widened = []
 
-    monkeypatch.setattr(wsgi._Exchange, "__init__", init)
+    def hook(handoff, point):
+        if point == "put" and threading.current_thread().name == "a2wsgi-worker":
+            widened.append(point)
+            time.sleep(0.0005)
+
+    monkeypatch.setattr(_handoff, "hook", hook)
 
     def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
         return (b"%03d;" % i for i in range(60))
 
-    async def go():
-        loop_thread.append(threading.get_ident())
-        return await call(mw(app, send_queue_size=10))
-
-    script = run(go())
-    assert locks[0].widened >= 1
+    script = run(call(mw(app, send_queue_size=10)))
+    assert len(widened) >= 60
     assert script.body == b"".join(b"%03d;" % i for i in range(60))
     assert script.complete
 
@@ -404,8 +401,13 @@ def test_receive_repeating_a_request_message_is_not_polled_forever(mw, impl):
     assert len(calls) <= 2
 
 
-def test_receive_raising_during_upload_is_logged_and_ends_the_body(mw, impl, caplog):
+def test_receive_raising_during_upload_is_logged_and_ends_the_body(mw, impl, caplog, monkeypatch):
     import logging
+
+    import a2wsgi.wsgi
+
+    # the first piece fills the read-ahead, so the app runs before the body is complete
+    monkeypatch.setattr(a2wsgi.wsgi, "READ_AHEAD_BYTES", 3)
 
     seen = []
     messages = [{"type": "http.request", "body": b"abc", "more_body": True}]
