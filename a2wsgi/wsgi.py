@@ -19,6 +19,7 @@ import queue
 import threading
 import weakref
 
+from ._apps import require_asyncio
 from ._apps import check_wsgi_app, wrong_call_error
 from ._hot import wsgi_hot
 
@@ -695,6 +696,7 @@ class WSGIMiddleware:
 
     async def asgi(self, scope, receive, send):
         """The ASGI 3 application."""
+        require_asyncio()
         try:
             kind = scope["type"]
         except KeyError:
