@@ -146,8 +146,10 @@ def download_rss_growth(t, mib=64):
 
 
 def check_download_bounded(t, mib=64):
+    """Bounded: the server grows by well under the body (waitress alone holds up to its 16 MiB
+    outbuf_high_watermark per connection); a server that buffers the whole body grows by 64 MiB."""
     growth = download_rss_growth(t, mib)
-    assert growth < 24 * MIB, "the server grew by %.1f MiB for a %d MiB download" % (growth / MIB, mib)
+    assert growth < 40 * MIB, "the server grew by %.1f MiB for a %d MiB download" % (growth / MIB, mib)
 
 
 def check_error_then_reuse(t):
