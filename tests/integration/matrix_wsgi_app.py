@@ -96,3 +96,16 @@ def whoami():
 
 
 app = WSGIMiddleware(flask_app)
+
+
+async def bare_asgi(scope, receive, send):
+    """A bare ASGI app without this package (``/download?mib=N``): the same check against it shows
+    a server's own limit."""
+    if scope["type"] != "http":
+        return
+    chunks = 16 * int(scope["query_string"].decode().partition("=")[2] or 1)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", str(chunks * len(CHUNK)).encode())]})
+    for _ in range(chunks):
+        await send({"type": "http.response.body", "body": CHUNK, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})

@@ -87,7 +87,9 @@ ROWS = {
                                 "as uwsgi-threads, with `--lazy-apps`"),
     "mod_wsgi-express-processes": (_mod_wsgi("--processes", "2", "--threads", "1"), ALL - {"concurrent"},
                                    "`--chunked-request` (without it a chunked upload gets 411); as root "
-                                   "`--user`/`--group` and a Python that user can read"),
+                                   "`--user`/`--group` and a Python that user can read. Untested in CI: "
+                                   "it runs as root with pyenv's Python under /root (mode 700), so the "
+                                   "rows skip"),
     "mod_wsgi-express-threads": (_mod_wsgi("--processes", "1", "--threads", "8"), ALL,
                                  "as mod_wsgi-express-processes"),
     "cheroot": (lambda p: [PY, RUNNER, "cheroot", str(p)], ALL, "none"),
@@ -171,3 +173,20 @@ def test_lifespan_startup_once_per_worker_before_its_first_request(request, targ
 # Last: where issue 13's pinned thread is not fixed yet, a one-thread server stays busy after it.
 def test_client_leaving_endless_stream_stops_the_app(request, target):
     _run(request, target, "leave", mc.check_client_leaves_endless)
+
+
+# The servers' own limits, shown with a bare WSGI app (no ASGIMiddleware).
+@pytest.mark.parametrize("name", ["uwsgi-processes", "wsgiref"])
+def test_server_does_not_decode_a_chunked_upload_for_a_bare_app(name, tmp_path):
+    """Why these rows skip the chunked upload: the server hands even a bare WSGI app no body."""
+    if name.startswith("uwsgi") and not os.path.exists(_tool("uwsgi")):
+        pytest.skip("uwsgi is not installed")
+    port = free_port()
+    argv = ROWS[name][0](port)
+    argv = [a.replace("matrix_asgi_app:app", "matrix_asgi_app:bare_wsgi") for a in argv]
+    if name == "wsgiref":
+        argv.append("bare_wsgi")
+    with running(argv, port, env=mc.mode_env("compiled", str(tmp_path)), cwd=HERE) as proc:
+        t = mc.Target(port, "", str(tmp_path), proc.pid, "compiled")
+        with pytest.raises(AssertionError):
+            mc.check_chunked_upload(t)

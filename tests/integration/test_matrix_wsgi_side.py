@@ -168,3 +168,17 @@ def test_mangum_api_gateway_v1_and_v2_twice(impl):
             if result.get("isBase64Encoded"):
                 got = __import__("base64").b64decode(got).decode()
             assert got == body
+
+
+# ---------------------------------------------------------------------------------------------
+# The servers' own limits, shown without this package.
+
+def test_daphne_buffers_a_fast_download_of_a_bare_asgi_app(tmp_path):
+    """Why the daphne row skips the RSS check: daphne holds a fast download in memory for a bare
+    ASGI app too (its RSS grows by most of the 64 MiB)."""
+    pytest.importorskip("daphne")
+    port = free_port()
+    with running(ROWS["daphne"][0](port)[:-1] + ["matrix_wsgi_app:bare_asgi"], port,
+                 env=mc.mode_env("compiled", str(tmp_path))) as proc:
+        growth = mc.download_rss_growth(mc.Target(port, "", str(tmp_path), proc.pid, "compiled"))
+    assert growth > 40 * mc.MIB, "daphne grew by %.1f MiB only" % (growth / mc.MIB)
