@@ -38,8 +38,12 @@ ROWS = {
                                            "-w", "1", "-k", "uvicorn_worker.UvicornWorker",
                                            "--graceful-timeout", "5", "--log-level", "warning"],
                                 ALL, "`-k uvicorn_worker.UvicornWorker`"),
+    "granian-django": (lambda p: [PY, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port",
+                                  str(p), "--log-level", "warning", "matrix_django_app:app"],
+                       ALL - {"chunked"}, "`--interface asgi`; Django itself reads no request body "
+                                          "without Content-Length (it ignores `wsgi.input_terminated`)"),
 }
-FRAMEWORKS = {"uvicorn": "Flask", "uvicorn-interface-wsgi": "Flask", "hypercorn": "Flask",
+FRAMEWORKS = {"granian-django": "Django", "uvicorn": "Flask", "uvicorn-interface-wsgi": "Flask", "hypercorn": "Flask",
               "granian": "Flask", "daphne": "Flask", "gunicorn-uvicorn-worker": "Flask",
               "mangum": "Flask (API Gateway v1 and v2 events, in-process)"}
 
