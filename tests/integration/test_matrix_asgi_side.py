@@ -94,7 +94,7 @@ ROWS = {
                                  "as mod_wsgi-express-processes"),
     "cheroot": (lambda p: [PY, RUNNER, "cheroot", str(p)], ALL, "none"),
     "gevent-pywsgi": (lambda p: [PY, RUNNER, "gevent", str(p)], ALL,
-                      "`gevent.monkey.patch_all()` first: without it one A->W request at a time"),
+                      "`gevent.monkey.patch_all()` first, as gevent asks"),
     "functions-framework": (lambda p: [_tool("functions-framework"),
                                        "--target", "gcf_function", "--source",
                                        os.path.join(HERE, "matrix_asgi_app.py"), "--host", "127.0.0.1",
