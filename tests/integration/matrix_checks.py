@@ -27,6 +27,14 @@ def mode_params(names):
             for name in names for mode in MODES]
 
 
+def skip_without(modules):
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip("not installed: %s (pip install -e '.[test,test-servers]')" % ", ".join(missing))
+
+
 def mode_env(mode, markers):
     return {"A2WSGI_PURE": "1" if mode == "pure" else "0", "A2WSGI_MARKERS": markers}
 

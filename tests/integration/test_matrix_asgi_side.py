@@ -111,9 +111,15 @@ _LEAVE = ("a client leaving a StreamingResponse: the app's finally waits for the
 ISSUE_13 = {(name, "leave"): _LEAVE for name in ROWS}
 
 
+NEEDS = {"waitress": ["waitress"], "granian": ["granian"], "cheroot": ["cheroot"], "gevent-pywsgi": ["gevent"],
+         "functions-framework": ["functions_framework"],
+         **{name: ["gunicorn"] for name in ROWS if name.startswith("gunicorn")}}
+
+
 @pytest.fixture(scope="module", params=mc.mode_params(ROWS))
 def target(request, tmp_path_factory):
     name, mode = request.param
+    mc.skip_without(NEEDS.get(name, ()))
     for prefix, tool in REQUIRES.items():
         if name.startswith(prefix) and not os.path.exists(_tool(tool)):
             pytest.skip("%s is not installed" % tool)

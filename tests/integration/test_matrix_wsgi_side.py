@@ -53,9 +53,15 @@ ISSUE_13 = {("uvicorn", "error"): _RESET, ("uvicorn-interface-wsgi", "error"): _
             ("gunicorn-uvicorn-worker", "error"): _RESET}
 
 
+NEEDS = {"uvicorn": ["uvicorn", "uvloop", "httptools"], "uvicorn-interface-wsgi": ["uvicorn"],
+         "hypercorn": ["hypercorn"], "granian": ["granian"], "daphne": ["daphne"],
+         "gunicorn-uvicorn-worker": ["gunicorn", "uvicorn_worker"], "granian-django": ["granian", "django"]}
+
+
 @pytest.fixture(scope="module", params=mc.mode_params(ROWS))
 def target(request, tmp_path_factory):
     name, mode = request.param
+    mc.skip_without(NEEDS.get(name, ()))
     markers = str(tmp_path_factory.mktemp("markers"))
     port = free_port()
     with running(ROWS[name][0](port), port, env=mc.mode_env(mode, markers)) as proc:
