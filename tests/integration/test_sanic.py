@@ -5,12 +5,13 @@ import pytest
 
 sanic = pytest.importorskip("sanic")
 werkzeug_test = pytest.importorskip("werkzeug.test")
+_names = __import__("itertools").count()
 
 
 def _make_app():
     from sanic import Sanic, response
 
-    app = Sanic("a2wsgi_matrix_%d" % id(object()))
+    app = Sanic("a2wsgi_matrix_%d" % next(_names))  # Sanic refuses a name twice in one process
     app.config.TOUCHUP = False
     events = []
 
