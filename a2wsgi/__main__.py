@@ -1,4 +1,4 @@
-"""``python -m a2wsgi [info | serve]``: what is installed and which implementation is active, or
+"""``a2wsgi [info | serve]`` (or ``python -m a2wsgi``): what is installed and which implementation is active, or
 serve an ASGI app on the standard library's threaded WSGI server through ASGIMiddleware."""
 
 import argparse
@@ -138,7 +138,7 @@ def _serve(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m a2wsgi", description=__doc__)
+    parser = argparse.ArgumentParser(prog="a2wsgi", description=__doc__)
     sub = parser.add_subparsers(dest="command")
     info = sub.add_parser("info", help="print the version, the Python and the active implementation")
     info.set_defaults(func=_info)

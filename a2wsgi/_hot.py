@@ -29,9 +29,23 @@ def _select():
         from ._speedups import _asgi_hot as _asgi_hot_c
         from ._speedups import _wsgi_hot as _wsgi_hot_c
     except ImportError as exc:
-        return (_wsgi_hot_py, _asgi_hot_py, False,
-                "pure, because the compiled extension failed to import: %s" % exc)
+        return _wsgi_hot_py, _asgi_hot_py, False, _fallback_reason(exc)
     return _wsgi_hot_c, _asgi_hot_c, True, "compiled"
+
+
+def _fallback_reason(exc):
+    """One line for a first-time user: why the compiled build is not in use and how to get it.
+    No traceback and no file path (the error's text can hold one): its type and module name only."""
+    package_dir = os.path.dirname(os.path.abspath(__file__))
+    if os.path.exists(os.path.join(os.path.dirname(package_dir), "setup.py")):
+        return ("pure, because a2wsgi was imported from its source checkout, where the compiled "
+                "extension is not built (%s); run from another directory to use the installed "
+                "build, or build it here with `python setup.py build_ext --inplace`"
+                % type(exc).__name__)
+    missing = getattr(exc, "name", None) or "a2wsgi._speedups"
+    return ("pure, because the compiled extension did not load (%s for %s); install a binary "
+            "wheel, or `pip install a2wsgi` where a C compiler is available"
+            % (type(exc).__name__, missing))
 
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ import queue
 import threading
 import weakref
 
-from ._apps import check_wsgi_app, wrong_call_error
+from ._apps import check_wsgi_app, require_asyncio, wrong_call_error
 from ._handoff import Handoff
 from ._handoff import Phase as HandoffPhase
 from ._hot import wsgi_hot
@@ -692,6 +692,7 @@ class WSGIMiddleware:
 
     async def asgi(self, scope, receive, send):
         """The ASGI 3 application."""
+        require_asyncio()
         try:
             kind = scope["type"]
         except KeyError:
