@@ -6,6 +6,7 @@ source of README's "Tested servers" table (tests/integration/test_matrix_readme.
 
 import http.client
 import os
+import socket
 import threading
 import time
 import uuid
@@ -183,10 +184,12 @@ def check_client_leaves_endless(t, within=2.0):
     ident = uuid.uuid4().hex
     conn = t.conn()
     conn.request("GET", t.prefix + "/endless?id=" + ident)
+    sock = conn.sock  # the response takes it over when the server will close the connection
     resp = conn.getresponse()
     assert resp.status == 200
     assert resp.read(40)
-    conn.sock.shutdown(2)
+    sock.shutdown(socket.SHUT_RDWR)
+    resp.close()
     conn.close()
     assert t.wait_marker("finally-" + ident, within), "the app's finally did not run within %.0f s" % within
 

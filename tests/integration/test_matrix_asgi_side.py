@@ -106,11 +106,6 @@ ROWS = {
 FRAMEWORKS = {name: "FastAPI, Starlette" for name in ROWS}
 REQUIRES = {"uwsgi": "uwsgi", "mod_wsgi": "mod_wsgi-express", "functions-framework": "functions-framework"}
 
-# (row, check) -> the issue-13 bug that fails it today; marked xfail until the middlewares are merged
-_LEAVE = ("a client leaving a StreamingResponse: the app's finally waits for the garbage collector, "
-          "or the WSGI thread stays pinned")
-ISSUE_13 = {(name, "leave"): _LEAVE for name in ROWS}
-
 
 NEEDS = {"waitress": ["waitress"], "granian": ["granian"], "cheroot": ["cheroot"], "gevent-pywsgi": ["gevent"],
          "functions-framework": ["functions_framework"],
@@ -139,9 +134,6 @@ def target(request, tmp_path_factory):
 def _run(request, t, check, fn, framework="fastapi"):
     if check not in ROWS[t.name][1]:
         pytest.skip("%s: %s" % (t.name, ROWS[t.name][2]))
-    why = ISSUE_13.get((t.name, check))
-    if why:
-        request.node.add_marker(pytest.mark.xfail(strict=False, reason="issue 13: " + why))
     t.prefix = "/" + framework
     return fn(t)
 

@@ -47,11 +47,6 @@ FRAMEWORKS = {"granian-django": "Django", "uvicorn": "Flask", "uvicorn-interface
               "granian": "Flask", "daphne": "Flask", "gunicorn-uvicorn-worker": "Flask",
               "mangum": "Flask (API Gateway v1 and v2 events, in-process)"}
 
-# (row, check) -> the issue-13 bug that fails it today; marked xfail until the middlewares are merged
-_RESET = "WSGIMiddleware sends a 500 then raises, so uvicorn closes a keep-alive connection unannounced"
-ISSUE_13 = {("uvicorn", "error"): _RESET, ("uvicorn-interface-wsgi", "error"): _RESET,
-            ("gunicorn-uvicorn-worker", "error"): _RESET}
-
 
 NEEDS = {"uvicorn": ["uvicorn", "uvloop", "httptools"], "uvicorn-interface-wsgi": ["uvicorn"],
          "hypercorn": ["hypercorn"], "granian": ["granian"], "daphne": ["daphne"],
@@ -73,9 +68,6 @@ def target(request, tmp_path_factory):
 def _run(request, t, check, fn):
     if check not in ROWS[t.name][1]:
         pytest.skip("%s: %s" % (t.name, ROWS[t.name][2]))
-    why = ISSUE_13.get((t.name, check))
-    if why:
-        request.node.add_marker(pytest.mark.xfail(strict=False, reason="issue 13: " + why))
     return fn(t)
 
 
