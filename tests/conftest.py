@@ -69,6 +69,14 @@ def impl(hot, monkeypatch):
     return hot
 
 
+@pytest.fixture(params=["thread", "inline"])
+def asgi_mode(request):
+    """The two ways ASGIMiddleware runs the app: on its loop thread (the default) or on the
+    serving thread (``inline=True``). Every A->W behaviour test made through the ``middlewares``
+    fixture (tests/test_asgi_support.py) runs in both."""
+    return request.param
+
+
 @pytest.fixture(scope="session")
 def pure():
     return _load("pure")

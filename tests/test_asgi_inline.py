@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from tests.test_asgi_support import HANG_GUARD, call, make_environ, read_body, respond
+from test_asgi_support import HANG_GUARD, call, make_environ, read_body, respond
 
 
 @pytest.fixture

@@ -80,12 +80,28 @@ def call(app, environ, max_chunks=None, on_chunk=None):
     return response
 
 
+#: Inline-mode middlewares made by the ``middlewares`` fixture in the running test: nothing runs on
+#: their loop unless a thread drives it, so waiting drives them (as a next request would).
+_INLINE = []
+
+
+def pause(seconds=0.005):
+    """Let time pass; in an inline-mode test, by driving its loops (as a next request would)."""
+    loops = [mw.loop for mw in _INLINE if mw.loop is not None and not mw.loop.is_closed()]
+    if not loops:
+        time.sleep(seconds)
+        return
+    for loop in loops:
+        if not loop.is_running():
+            loop.run_until_complete(asyncio.sleep(seconds / len(loops)))
+
+
 def wait_until(predicate, timeout=HANG_GUARD):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return True
-        time.sleep(0.005)
+        pause()
     return predicate()
 
 
@@ -94,6 +110,8 @@ def on_loop(mw, func):
     async def run():
         return func()
 
+    if getattr(mw, "inline", False):
+        return mw.loop.run_until_complete(run())
     return asyncio.run_coroutine_threadsafe(run(), mw.loop).result(HANG_GUARD)
 
 
@@ -112,20 +130,36 @@ def loop_threads():
 
 
 @pytest.fixture
-def middlewares(impl):
-    """``make(app, **kwargs)``: an ASGIMiddleware closed at the end of the test."""
+def middlewares(impl, asgi_mode):
+    """``make(app, **kwargs)``: an ASGIMiddleware closed at the end of the test, in the mode of
+    ``asgi_mode`` (a test that passes ``loop=`` runs in the thread mode only: inline mode has no
+    loop to pass)."""
     from a2wsgi import ASGIMiddleware
 
     made = []
 
     def make(app, **kwargs):
+        if asgi_mode == "inline":
+            if "loop" in kwargs:
+                pytest.skip("loop= runs the app on the caller's loop thread; inline mode has none")
+            kwargs["inline"] = True
         mw = ASGIMiddleware(app, **kwargs)
         made.append(mw)
+        if asgi_mode == "inline":
+            _INLINE.append(mw)
         return mw
 
     yield make
     for mw in made:
         mw.close(timeout=HANG_GUARD)
+    _INLINE.clear()
+
+
+def threads_only(asgi_mode):
+    """Skip an inline-mode run of a test that calls one middleware from several threads at once:
+    inline mode serves one request at a time per process (a multithreaded server is refused)."""
+    if asgi_mode == "inline":
+        pytest.skip("several WSGI threads at once: inline mode serves one request at a time")
 
 
 async def read_body(receive):

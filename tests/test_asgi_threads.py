@@ -14,7 +14,7 @@ import pytest
 
 from a2wsgi._handoff import Signal
 
-from test_asgi_support import (HANG_GUARD, call, loop_threads, make_environ, middlewares,  # noqa: F401
+from test_asgi_support import (threads_only, HANG_GUARD, call, loop_threads, make_environ, middlewares,  # noqa: F401
                                pending_tasks, read_body, respond)
 
 
@@ -60,7 +60,8 @@ def one_request(mw, n):
     return kind
 
 
-def test_many_wsgi_threads_share_one_middleware(middlewares):
+def test_many_wsgi_threads_share_one_middleware(middlewares, asgi_mode):
+    threads_only(asgi_mode)
     import logging
 
     mw = middlewares(mixed_app)

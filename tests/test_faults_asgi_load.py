@@ -8,7 +8,7 @@ import sys
 import textwrap
 import threading
 
-from test_asgi_support import (HANG_GUARD, call, make_environ, middlewares,  # noqa: F401
+from test_asgi_support import (threads_only, HANG_GUARD, call, make_environ, middlewares,  # noqa: F401
                                pending_tasks, wait_until)
 
 THREADS = 64
@@ -83,7 +83,8 @@ def run_load(mw, threads=THREADS, per_thread=PER_THREAD):
     return good, failures
 
 
-def test_64_wsgi_threads_on_one_middleware(middlewares):
+def test_64_wsgi_threads_on_one_middleware(middlewares, asgi_mode):
+    threads_only(asgi_mode)
     mw = middlewares(token_app)
     assert call(mw, make_environ("/echo", "POST", b"warm")).body == b"warm"
     threads = threading.active_count()
