@@ -271,6 +271,14 @@ class LoopSignal:
         self._set = False
         return True
 
+    def settle(self, passes=3):
+        """Run the loop for a few passes without waiting, so that what the last callbacks
+        scheduled runs now: an async generator's finalizer (its ``finally``) creates a task, which
+        takes a pass to start and one to run."""
+        loop = self._loop
+        for _ in range(passes):
+            loop.run_until_complete(asyncio.sleep(0))
+
 
 class _InlineRuntime(_Runtime):
     """``ASGIMiddleware(app, inline=True)``: the loop belongs to this process and runs only while

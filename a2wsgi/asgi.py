@@ -50,6 +50,10 @@ READ_AHEAD = 4
 HELD_CHUNKS = 16
 HELD_BYTES = 1024 * 1024
 
+#: Inline mode: after a client disconnect (``wait_time`` None), the longest ``close()`` drives the
+#: loop so that the app hears of it; what is left runs while a later request drives the loop.
+INLINE_GONE_GRACE = 1.0
+
 #: A request with more headers than this (after the server joined repeated ones) gets a 431.
 MAX_REQUEST_HEADERS = 1000
 
@@ -212,13 +216,15 @@ class _ASGICall:
     ``_task_end`` (finished when the app task is done).
     """
 
-    def __init__(self, owner, loop, environ, start_response, schedule=None, signal=None):
+    def __init__(self, owner, loop, environ, start_response, schedule=None, signal=None,
+                 inline_grace=None):
         self._owner = owner
         self._app = owner.app
         self._loop = loop
         self._environ = environ
         self._start_response = start_response
         self._wait_time = owner.wait_time
+        self._inline_grace = inline_grace  # inline mode: seconds close() drives the loop after a disconnect
         signal = self._signal = Signal() if signal is None else signal
         self._schedule = schedule = loop.call_soon_threadsafe if schedule is None else schedule
         self._response = Handoff(loop, "producer", HELD_CHUNKS, HELD_BYTES, signal, schedule)
@@ -482,6 +488,8 @@ class _ASGICall:
             self._response.close(_CLIENT_GONE)
             self._request.finish(_CLIENT_GONE)
             self._schedule(self._on_gone)
+            if self._inline_grace is not None:
+                self._drive_after_gone()
             return
         outcome = self._end[0]
         if isinstance(outcome, BaseException):
@@ -501,7 +509,21 @@ class _ASGICall:
                     self._schedule(self._cancel)
                     return
                 break
+        if self._inline_grace is not None:
+            self._signal.settle()
         self._forget()
+
+    def _drive_after_gone(self):
+        """Inline mode: nobody else runs the loop, so let the app hear of the disconnect now (its
+        ``send()`` raises, a streaming generator's ``finally`` runs): drive the loop until the
+        task ends, for at most ``wait_time`` (or ``INLINE_GONE_GRACE`` when it is None). What is
+        left goes on while a later request drives the loop."""
+        deadline = time.monotonic() + self._inline_grace
+        task_end = self._task_end
+        while task_end.poll() is None:
+            if not self._signal.wait(deadline):
+                return
+        self._signal.settle()
 
     def _forget(self):
         """The app task is over: drop what the server's thread held of it (its error, its head)."""
@@ -936,7 +958,8 @@ class ASGIMiddleware:
         scope["state"] = runtime.state.copy()
         loop = runtime.loop
         if self.inline:
-            call = _ASGICall(self, loop, environ, start_response, loop.call_soon, runtime.signal())
+            grace = INLINE_GONE_GRACE if self.wait_time is None else max(self.wait_time, 0.0)
+            call = _ASGICall(self, loop, environ, start_response, loop.call_soon, runtime.signal(), grace)
         else:
             call = _ASGICall(self, loop, environ, start_response)
         call.read_small_body(length)

@@ -149,9 +149,41 @@ def test_client_leaving_mid_stream_stops_the_app(inline_mw):
     mw = inline_mw(app, wait_time=1.0)
     response = call(mw, make_environ("/stream"), max_chunks=3)
     assert response.body == b"tick" * 3
-    # The app is told when this thread drives the loop again: the next request does.
-    assert call(mw, make_environ("/other")).body == b"other"
+    # close() drove the loop until the app ended: nobody else would have
     assert stopped == ["told"]
+    assert call(mw, make_environ("/other")).body == b"other"
+
+
+def test_a_streaming_generator_finally_runs_when_close_returns(inline_mw):
+    """Starlette's StreamingResponse: after the client leaves, the generator's finally (a lock or a
+    connection released) has run by the time close() returns, without the garbage collector."""
+    import gc
+
+    from starlette.applications import Starlette
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    marks = []
+
+    async def endless(request):
+        async def body():
+            try:
+                while True:
+                    yield b"data: tick\n\n"
+                    await asyncio.sleep(0)
+            finally:
+                marks.append("finally")
+
+        return StreamingResponse(body(), media_type="text/event-stream")
+
+    mw = inline_mw(Starlette(routes=[Route("/events", endless)]))
+    gc.disable()
+    try:
+        response = call(mw, make_environ("/events"), max_chunks=3)
+        assert response.chunks[0].startswith(b"data: tick")
+        assert marks == ["finally"]
+    finally:
+        gc.enable()
 
 
 def test_tasks_left_running_advance_only_while_a_request_drives_the_loop(inline_mw):

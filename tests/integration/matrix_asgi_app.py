@@ -116,6 +116,7 @@ async def _root_lifespan(app):
 root = Starlette(routes=[Mount("/fastapi", fastapi_app), Mount("/starlette", starlette_app)],
                  lifespan=_root_lifespan)
 app = ASGIMiddleware(root)
+inline_app = ASGIMiddleware(root, inline=True)  # for servers that serve one request at a time
 bare = root
 
 

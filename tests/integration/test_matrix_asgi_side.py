@@ -67,6 +67,9 @@ SYNC = "sync workers serve one request at a time per process"
 # name: (argv for a port, checks it runs, the flags it needs and its own limits, for README)
 ROWS = {
     "gunicorn-sync": (_gunicorn("-w", "2", "-k", "sync"), ALL - {"concurrent"}, "`-k sync`; " + SYNC),
+    "gunicorn-sync-inline": (_gunicorn("-w", "2", "-k", "sync", app="matrix_asgi_app:inline_app"),
+                             ALL - {"concurrent"}, "`ASGIMiddleware(app, inline=True)`, `-k sync`: no loop "
+                             "thread, the worker drives the loop; " + SYNC),
     "gunicorn-gthread": (_gunicorn("-w", "1", "-k", "gthread", "--threads", "8"), ALL, "`-k gthread --threads N`"),
     "gunicorn-preload": (_gunicorn("-w", "2", "-k", "sync", "--preload"), ALL - {"concurrent"},
                          "`--preload`: the lifespan starts in each worker, after the fork; " + SYNC),
