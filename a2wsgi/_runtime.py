@@ -32,6 +32,17 @@ STARTUP_TIMEOUT = 60.0
 _LIFESPAN_SCOPE_ASGI = {"version": "3.0", "spec_version": "2.0"}
 
 
+def _wind_down(loop):
+    """Before closing our own loop: cancel what the app left running (5 s to react), then close
+    its async generators, so that their ``finally`` runs."""
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.wait(pending, timeout=5))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+
+
 class Startup(enum.Enum):
     """What lifespan startup came to; PENDING until decided, then fixed."""
 
@@ -83,12 +94,7 @@ class _Runtime:
                     logger.error("the ASGI app raised %r on the event loop; it keeps running", exc)
                     continue
                 break
-            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.wait(pending, timeout=5))
-            loop.run_until_complete(loop.shutdown_asyncgens())
+            _wind_down(loop)
         finally:
             asyncio.set_event_loop(None)
             loop.close()
@@ -330,11 +336,6 @@ class _InlineRuntime(_Runtime):
                 else:
                     if outcome == "failed":
                         logger.error("ASGI lifespan shutdown failed: %s", message or "(no message)")
-            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.wait(pending, timeout=5))
-            loop.run_until_complete(loop.shutdown_asyncgens())
+            _wind_down(loop)
         finally:
             loop.close()
