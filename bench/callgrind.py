@@ -90,13 +90,20 @@ def main():
                         help="count only these (default: every hot function and both whole requests)")
     parser.add_argument("--json", metavar="PATH")
     parser.add_argument("--ours", metavar="DIR", help="measure the a2wsgi package in DIR as ours")
+    parser.add_argument("--before", metavar="DIR",
+                        help="also count whole requests for the a2wsgi package in DIR (an earlier built checkout) "
+                             "as before-compiled and before-pure")
     args = parser.parse_args()
     if args.ours:
         peers.OURS_DIR = os.path.abspath(args.ours)
+    request_impls = REQUEST_IMPLS
+    if args.before:
+        peers.BEFORE_DIR = os.path.abspath(args.before)
+        request_impls += peers.BEFORE_LABELS
     if not available():
         raise SystemExit("valgrind is not installed")
     peers.ensure_peers(sys.executable)
-    results = measure(calls=args.calls, funcs=tuple(args.only or FUNCS + REQUESTS))
+    results = measure(calls=args.calls, funcs=tuple(args.only or FUNCS + REQUESTS), request_impls=request_impls)
     for func, row in results.items():
         print("%-26s %s" % (func, "  ".join("%s %s" % (label, "—" if v is None else "%.0f" % v)
                                             for label, v in row.items())))

@@ -24,6 +24,10 @@ _HIDER = (
 # A directory holding the ``a2wsgi`` package to measure as "ours" (``run.py --ours DIR``); None
 # means the one this interpreter imports (the editable install of the working tree).
 OURS_DIR = None
+# A second built checkout measured beside ours in the same run (``run.py --before DIR``), under the
+# labels ``before-compiled`` and ``before-pure``; None when not given.
+BEFORE_DIR = None
+BEFORE_LABELS = ("before-compiled", "before-pure")
 
 # label -> implementation name inside the worker
 LABELS = {
@@ -36,6 +40,8 @@ LABELS = {
     "floor": "floor",
     "hop": "hop",
     "native": "native",
+    "before-compiled": "ours",
+    "before-pure": "ours",
 }
 
 
@@ -68,9 +74,13 @@ def worker_env(label):
     env = dict(os.environ)
     env.pop("A2WSGI_PURE", None)
     env["PYTHONPATH"] = HERE
-    if impl.startswith("ours") and OURS_DIR:
+    if label in BEFORE_LABELS:
+        if not BEFORE_DIR:
+            raise ValueError("%s needs a directory to measure (run.py --before DIR)" % label)
+        env["PYTHONPATH"] = os.pathsep.join([BEFORE_DIR, HERE])
+    elif impl.startswith("ours") and OURS_DIR:
         env["PYTHONPATH"] = os.pathsep.join([OURS_DIR, HERE])
-    if label == "ours-pure":
+    if label in ("ours-pure", "before-pure"):
         env["A2WSGI_PURE"] = "1"
     elif label == "upstream":
         env["PYTHONPATH"] = os.pathsep.join([UPSTREAM_DIR, HERE])

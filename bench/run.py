@@ -50,7 +50,7 @@ W2A_LABELS = ("ours-compiled", "ours-pure", "upstream", "uvicorn", "asgiref", "f
 A2W_LABELS = ("ours-compiled", "ours-pure", "ours-inline", "upstream", "floor", "hop", "native")
 # Every label, in the order of the tables' columns.
 ALL_LABELS = ("ours-compiled", "ours-pure", "ours-inline", "upstream", "uvicorn", "asgiref", "floor", "hop",
-              "native")
+              "native", "before-compiled", "before-pure")
 REF = "ours-compiled"
 
 
@@ -547,7 +547,7 @@ def server_table(results):
 
 
 def callgrind_table(cg, results):
-    labels = [label for label in ("ours-compiled", "ours-pure", "upstream", "hop")
+    labels = [label for label in ("ours-compiled", "ours-pure", "upstream", "hop") + peers.BEFORE_LABELS
               if any(row.get(label) is not None for row in cg.values())]
     lines = ["**Callgrind** (instructions per call, `PYTHONHASHSEED=0`; wall-time median in µs beside it)", "",
              "| function | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
@@ -758,9 +758,18 @@ def main(argv=None):
     parser.add_argument("--ours", metavar="DIR", default=None,
                         help="measure the a2wsgi package in DIR as ours (e.g. a built checkout of another "
                              "commit); default: the one the interpreter imports")
+    parser.add_argument("--before", metavar="DIR", default=None,
+                        help="also measure the a2wsgi package in DIR (a built checkout of an earlier commit) "
+                             "as before-compiled and before-pure, beside ours, wherever ours-compiled and "
+                             "ours-pure are measured, in the same interleaved run")
     args = parser.parse_args(argv)
     if args.ours:
         peers.OURS_DIR = os.path.abspath(args.ours)
+    if args.before:
+        peers.BEFORE_DIR = os.path.abspath(args.before)
+        for w in ALL:
+            w.labels = tuple(w.labels) + tuple(b for o, b in zip(("ours-compiled", "ours-pure"), peers.BEFORE_LABELS)
+                                               if o in w.labels)
 
     started = time.monotonic()
     selected = ALL
@@ -769,7 +778,8 @@ def main(argv=None):
         if unknown:
             parser.error("unknown workload or group: %s" % ", ".join(unknown))
         selected = [w for w in ALL if w.key in args.only or w.group in args.only]
-    labels = tuple(args.impl or ALL_LABELS)
+    labels = tuple(args.impl or (ALL_LABELS if args.before else
+                                 [x for x in ALL_LABELS if x not in peers.BEFORE_LABELS]))
     repeats = args.repeats or (1 if args.quick else 7)
     rss_repeats = args.rss_repeats or (1 if args.quick else 3)
     server_repeats = args.server_repeats or (1 if args.quick else 3)
@@ -802,7 +812,8 @@ def main(argv=None):
     if args.callgrind:
         import callgrind
         if callgrind.available():
-            cg = callgrind.measure(calls=500 if args.quick else 2000, python=args.python, log=log)
+            cg = callgrind.measure(calls=500 if args.quick else 2000, python=args.python, log=log,
+                                   request_impls=callgrind.REQUEST_IMPLS + (peers.BEFORE_LABELS if args.before else ()))
         else:
             log("valgrind is not installed: no instruction counts")
     results.finish()
@@ -813,6 +824,7 @@ def main(argv=None):
             "command": command, "machine": machine(), "commit": git_commit(), "quick": args.quick,
             "repeats": {"in_process": repeats, "rss": rss_repeats, "servers": server_repeats},
             "loadgen": loadgen + (" -t1 -c%d" % args.connections), "workers": workers, "ours_dir": peers.OURS_DIR,
+            "before_dir": peers.BEFORE_DIR,
             "seconds": round(time.monotonic() - started, 1)}
     checks = targets(results, args.quick)
     mach = meta["machine"]
