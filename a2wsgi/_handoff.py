@@ -347,17 +347,24 @@ class Handoff:
                 self._thread_waiting = True
             return batch
 
-    def _ready_locked(self):
-        return bool(self._items) or self.phase is not _OPEN
-
     async def take(self):
         """Loop consumer: wait for items, the end, or ``close()``, and take them."""
+        lock = self._lock
         while True:
-            with self._lock:
+            with lock:
                 batch = self._take_locked()
                 if batch is not None:
                     return batch
-            await self._loop_wait(self._ready_locked)
+                # registered in the critical section that found nothing (invariant 4)
+                fut = self._loop.create_future()
+                self._loop_waiters.append(fut)
+            try:
+                await fut
+            except BaseException:
+                with lock:
+                    if fut in self._loop_waiters:
+                        self._loop_waiters.remove(fut)
+                raise
 
     def take_wait(self, deadline=None):
         """Thread consumer: wait for items, the end, or ``close()``, and take them; None if

@@ -216,6 +216,16 @@ class _ASGICall:
     ``_task_end`` (finished when the app task is done).
     """
 
+    # slots: more than 30 attributes would leave an instance dict unshared, built key by key
+    __slots__ = (
+        "_owner", "_app", "_loop", "_environ", "_start_response", "_wait_time", "_signal",
+        "_schedule", "_inline_grace", "_response", "_request", "_task_end",
+        "_serving", "_items", "_pos", "_head", "_end", "_input", "_remaining", "_input_open",
+        "_input_short",
+        "_phase", "_task", "_start", "_trailers", "_incoming", "_request_done", "_disconnected",
+        "_reading", "_receivers", "_senders", "_final", "_ended_at", "_cancel_timer",
+    )
+
     def __init__(self, owner, loop, environ, start_response, schedule=None, signal=None,
                  inline_grace=None):
         self._owner = owner

@@ -291,7 +291,8 @@ class _WsgiCall:
         self.script_name = script_name
         self.out = Handoff(loop, "consumer", max_items=send_queue_size)
         self.inp = None
-        self.ended = Handoff(loop, "consumer")
+        # the worker never waits on ``ended``: it needs no signal of its own
+        self.ended = Handoff(loop, "consumer", signal=self.out.signal)
         self.pieces = None
         self.reader = None
         self.watcher = None
@@ -603,7 +604,8 @@ class _WsgiCall:
             self.client_gone(ClientDisconnected("the ASGI call was cancelled or failed"))
             raise
         finally:
-            await self._stop_tasks()
+            if self.reader is not None or self.watcher is not None:
+                await self._stop_tasks()
         if out.phase is HandoffPhase.CLOSED:
             await self.ended.take()
         if failure is not None:
