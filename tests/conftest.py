@@ -8,6 +8,7 @@ to the chosen implementation for the duration of one test.
 """
 
 import importlib
+import sys
 import types
 
 import pytest
@@ -34,6 +35,16 @@ def pytest_collection_modifyitems(config, items):
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+
+
+def pytest_runtest_setup(item):
+    if sys.implementation.name == "cpython":
+        return
+    if item.get_closest_marker("refcounting"):
+        pytest.skip("%s frees objects only when its garbage collector runs, so there is no "
+                    "reference count to check" % sys.implementation.name)
+    if item.get_closest_marker("cpython_only"):
+        pytest.skip("%s always runs the pure implementation" % sys.implementation.name)
 
 
 def _load(kind):

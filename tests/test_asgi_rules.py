@@ -282,6 +282,7 @@ def test_rule4_streaming_finally_runs_without_the_garbage_collector(middlewares,
         gc.enable()
 
 
+@pytest.mark.refcounting
 def test_rule4_no_cycle_keeps_a_failed_request_alive(middlewares):
     """An app error after a chunk (the error is raised through the WSGI thread) leaves nothing
     that only the cyclic collector could free."""

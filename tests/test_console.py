@@ -19,6 +19,7 @@ sys.exit(main())
 """
 
 
+@pytest.mark.cpython_only
 def test_pure_fallback_is_one_line_with_the_fix_and_no_path():
     env = {k: v for k, v in os.environ.items() if k != "A2WSGI_PURE"}
     out = subprocess.run([sys.executable, "-c", BLOCK_SPEEDUPS], env=env, capture_output=True, text=True,

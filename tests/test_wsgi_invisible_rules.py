@@ -342,6 +342,7 @@ def test_a_large_upload_takes_a_worker_once_the_read_ahead_is_full(mw, impl):
 
 # ------------------------------------------------------------------------- no reference cycle
 
+@pytest.mark.refcounting
 @pytest.mark.parametrize("shape", ["before-start", "mid-stream", "error-page", "read-error"])
 def test_no_reference_cycle_outlives_a_failed_request(mw, impl, shape, caplog, monkeypatch):
     """With the cyclic garbage collector off, everything the app's frames held is freed as soon
