@@ -2,7 +2,9 @@
 
 The ``hot`` fixture is parametrised over the two implementations. The compiled parameter is
 marked ``c_extension`` and imports ``a2wsgi._speedups.*`` directly, so a missing build is an
-error, never a skip. ``--no-c-extensions`` deselects it (PyPy, or a pure-only check).
+error, never a skip. ``--no-c-extensions`` deselects it (PyPy, or a pure-only check);
+``--compiled-only`` deselects the pure parameter instead (the per-Python wheel checks of
+``.ci/run``; the differential tests, which compare the two directly, still run).
 The ``impl`` fixture also rebinds the orchestration modules (``a2wsgi.wsgi``, ``a2wsgi.asgi``)
 to the chosen implementation for the duration of one test.
 """
@@ -24,14 +26,32 @@ def pytest_addoption(parser):
         default=False,
         help="do not run the tests against the compiled speedups",
     )
+    parser.addoption(
+        "--compiled-only",
+        action="store_true",
+        default=False,
+        help="run the behavioural tests against the compiled speedups only (the differential "
+             "tests still compare both): the per-Python wheel checks, where the pure pass of the "
+             "main run already covers the pure implementation",
+    )
+
+
+def _runs_pure(item):
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and callspec.params.get("hot") == "pure"
 
 
 def pytest_collection_modifyitems(config, items):
-    if not config.getoption("--no-c-extensions"):
+    no_compiled = config.getoption("--no-c-extensions")
+    compiled_only = config.getoption("--compiled-only")
+    if no_compiled and compiled_only:
+        raise pytest.UsageError("--no-c-extensions and --compiled-only exclude each other")
+    if not (no_compiled or compiled_only):
         return
     kept, dropped = [], []
     for item in items:
-        (dropped if item.get_closest_marker("c_extension") else kept).append(item)
+        drop = item.get_closest_marker("c_extension") if no_compiled else _runs_pure(item)
+        (dropped if drop else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept

@@ -2,8 +2,11 @@
 ``A2WSGI_PURE=1`` (pure only). Fails if the compiled extension was not built, and if pytest
 collected no test (its exit code 5). Extra arguments are passed to pytest.
 
-Set ``A2WSGI_TEST_NO_COMPILED=1`` on an interpreter without the extension (PyPy): the first pass
-then runs with ``--no-c-extensions`` and the build check is skipped.
+Set ``A2WSGI_TEST_NO_COMPILED=1`` on an interpreter without the extension (PyPy): the build check
+is skipped and one pass runs, pure only, with the implementation the interpreter picks by itself
+(a second pass with ``A2WSGI_PURE=1`` would run the same tests again).
+``--compiled-only`` (the per-Python wheel checks of ``.ci/run``) runs one pass against the
+compiled speedups, the differential tests included; the main run covers the pure implementation.
 """
 
 import os
@@ -43,8 +46,11 @@ def main(argv):
             print("error: the compiled speedups are not built or not selected:\n" + probe.stderr,
                   file=sys.stderr)
             return 1
-    first = list(argv) + (["--no-c-extensions"] if no_compiled else [])
-    code = _pytest(first, {})
+    if no_compiled:
+        return _pytest(list(argv) + ["--no-c-extensions"], {})
+    if "--compiled-only" in argv:
+        return _pytest(list(argv), {})
+    code = _pytest(list(argv), {})
     code2 = _pytest(list(argv) + ["--no-c-extensions"], {"A2WSGI_PURE": "1"})
     return code or code2
 
