@@ -102,9 +102,9 @@ ROWS = {
                                 "as uwsgi-threads, with `--lazy-apps`"),
     "mod_wsgi-express-processes": (_mod_wsgi("--processes", "2", "--threads", "1"), ALL - {"concurrent"},
                                    "`--chunked-request` (without it a chunked upload gets 411); as root "
-                                   "`--user`/`--group` and a Python that user can read. Untested in CI: "
-                                   "it runs as root with pyenv's Python under /root (mode 700), so the "
-                                   "rows skip"),
+                                   "`--user`/`--group`, and a Python, packages and app that user can read "
+                                   "(CI runs as root: `.ci/mod_wsgi_env.sh` builds them from the system "
+                                   "Python)"),
     "mod_wsgi-express-threads": (_mod_wsgi("--processes", "1", "--threads", "8"), ALL,
                                  "as mod_wsgi-express-processes"),
     "cheroot": (lambda p: [PY, RUNNER, "cheroot", str(p)], ALL, "none"),
