@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import sys
+import tempfile
 
 import pytest
 
@@ -39,13 +40,23 @@ def _uwsgi(*flags, app="matrix_asgi_app:app"):
                       "--disable-logging", *flags]
 
 
+# Where mod_wsgi-express as root cannot run from this interpreter (its daemon user cannot read it),
+# .ci/mod_wsgi_env.sh builds a world-readable one: venv/ (mod_wsgi and a2wsgi), app/, run/.
+MOD_WSGI_ENV = os.environ.get("A2WSGI_MOD_WSGI_ENV", "")
+
+
 def _mod_wsgi(*flags, app="matrix_asgi_app.py", callable_="app"):
     def argv(p):
         root = ["--user", "nobody", "--group", "nogroup"] if os.geteuid() == 0 else []
-        return [_tool("mod_wsgi-express"), "start-server", os.path.join(HERE, app), "--callable-object", callable_,
+        if MOD_WSGI_ENV:
+            tool, app_dir = os.path.join(MOD_WSGI_ENV, "venv", "bin", "mod_wsgi-express"), os.path.join(MOD_WSGI_ENV, "app")
+            server_root = os.path.join(MOD_WSGI_ENV, "run", "server-%d" % p)
+        else:
+            tool, app_dir = _tool("mod_wsgi-express"), HERE
+            server_root = os.path.join(os.environ.get("TMPDIR", "/tmp"), "a2wsgi-mod_wsgi-%d" % p)
+        return [tool, "start-server", os.path.join(app_dir, app), "--callable-object", callable_,
                 "--host", "127.0.0.1", "--port", str(p), "--chunked-request", "--log-to-terminal",
-                "--server-root", os.path.join(os.environ.get("TMPDIR", "/tmp"), "a2wsgi-mod_wsgi-%d" % p),
-                *root, *flags]
+                "--server-root", server_root, *root, *flags]
     return argv
 
 
@@ -91,9 +102,9 @@ ROWS = {
                                 "as uwsgi-threads, with `--lazy-apps`"),
     "mod_wsgi-express-processes": (_mod_wsgi("--processes", "2", "--threads", "1"), ALL - {"concurrent"},
                                    "`--chunked-request` (without it a chunked upload gets 411); as root "
-                                   "`--user`/`--group` and a Python that user can read. Untested in CI: "
-                                   "it runs as root with pyenv's Python under /root (mode 700), so the "
-                                   "rows skip"),
+                                   "`--user`/`--group`, and a Python, packages and app that user can read "
+                                   "(CI runs as root: `.ci/mod_wsgi_env.sh` builds them from the system "
+                                   "Python)"),
     "mod_wsgi-express-threads": (_mod_wsgi("--processes", "1", "--threads", "8"), ALL,
                                  "as mod_wsgi-express-processes"),
     "cheroot": (lambda p: [PY, RUNNER, "cheroot", str(p)], ALL, "none"),
@@ -119,16 +130,26 @@ NEEDS = {"waitress": ["waitress"], "granian": ["granian"], "cheroot": ["cheroot"
 def target(request, tmp_path_factory):
     name, mode = request.param
     mc.skip_without(NEEDS.get(name, ()))
-    for prefix, tool in REQUIRES.items():
-        if name.startswith(prefix) and not os.path.exists(_tool(tool)):
-            pytest.skip("%s is not installed" % tool)
-    if name.startswith("mod_wsgi") and _hidden_from_others(sys.base_prefix):
-        pytest.skip("mod_wsgi-express as root runs its daemon as nobody, which cannot read this Python "
-                    "(%s: a folder on its path is not readable by others)" % sys.base_prefix)
-    markers = str(tmp_path_factory.mktemp("markers"))
+    env = {}
+    if name.startswith("mod_wsgi") and MOD_WSGI_ENV:
+        assert os.path.exists(os.path.join(MOD_WSGI_ENV, "venv", "bin", "mod_wsgi-express")), (
+            "A2WSGI_MOD_WSGI_ENV=%s is not an environment .ci/mod_wsgi_env.sh built" % MOD_WSGI_ENV)
+        # mod_wsgi's daemon user reads the app, and writes the markers, only in that environment
+        markers = tempfile.mkdtemp(prefix="markers-", dir=os.path.join(MOD_WSGI_ENV, "run"))
+        env["PYTHONPATH"] = os.path.join(MOD_WSGI_ENV, "app")
+    else:
+        for prefix, tool in REQUIRES.items():
+            if name.startswith(prefix) and not os.path.exists(_tool(tool)):
+                pytest.skip("%s is not installed" % tool)
+        if name.startswith("mod_wsgi") and _hidden_from_others(sys.base_prefix):
+            pytest.skip("mod_wsgi-express as root runs its daemon as nobody, which cannot read this Python "
+                        "(%s: a folder on its path is not readable by others); build one it can read with "
+                        "`.ci/mod_wsgi_env.sh DEST` and set A2WSGI_MOD_WSGI_ENV=DEST" % sys.base_prefix)
+        markers = str(tmp_path_factory.mktemp("markers"))
     os.chmod(markers, 0o777)  # mod_wsgi's daemon runs as another user
+    env.update(mc.mode_env(mode, markers))
     port = free_port()
-    with running(ROWS[name][0](port), port, env=mc.mode_env(mode, markers), cwd=HERE, timeout=60) as proc:
+    with running(ROWS[name][0](port), port, env=env, cwd=HERE, timeout=60) as proc:
         t = mc.Target(port, "/fastapi", markers, proc.pid, mode)
         t.name = name
         yield t
