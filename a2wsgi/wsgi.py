@@ -220,6 +220,10 @@ def _resolve(future):
 class CallPhase(enum.Enum):
     """Where the WSGI call of one request is, as its worker thread sees it."""
 
+    # Members are singletons compared by identity: the C identity hash keeps the transition
+    # table's lookup out of Python (``Enum.__hash__`` is a Python function).
+    __hash__ = object.__hash__
+
     STARTING = "starting"    # the app runs; no response byte was handed to the loop yet
     STREAMING = "streaming"  # the status line and a first body chunk were handed to the loop
     ENDED = "ended"          # the app finished its response
@@ -227,12 +231,21 @@ class CallPhase(enum.Enum):
     GONE = "gone"            # the client left; nothing more is handed over
 
 
+_STARTING = CallPhase.STARTING
+_STREAMING = CallPhase.STREAMING
+_ENDED = CallPhase.ENDED
+_FAILED = CallPhase.FAILED
+_GONE = CallPhase.GONE
+_OPEN = HandoffPhase.OPEN
+_FINISHED = HandoffPhase.FINISHED
+_CLOSED = HandoffPhase.CLOSED
+
 _PHASE_MOVES = {
-    CallPhase.STARTING: (CallPhase.STREAMING, CallPhase.ENDED, CallPhase.FAILED, CallPhase.GONE),
-    CallPhase.STREAMING: (CallPhase.ENDED, CallPhase.FAILED, CallPhase.GONE),
-    CallPhase.ENDED: (),
-    CallPhase.FAILED: (),
-    CallPhase.GONE: (),
+    _STARTING: (_STREAMING, _ENDED, _FAILED, _GONE),
+    _STREAMING: (_ENDED, _FAILED, _GONE),
+    _ENDED: (),
+    _FAILED: (),
+    _GONE: (),
 }
 
 
@@ -267,17 +280,17 @@ class _WsgiCall:
     """The WSGI call of one HTTP request: the worker thread runs the app (``run``), the event
     loop speaks ASGI (``serve``, ``read_body``, ``watch``).
 
-    The two sides share only three hand-offs. ``out`` carries the response from the worker to
+    The two sides share only two hand-offs. ``out`` carries the response from the worker to
     the loop: a ``(status code, raw headers)`` start item (count 0) before the first chunk, then
     non-empty body chunks; its outcome is None (clean end of a stream), a ``_Whole`` response, or
-    a ``_Failure``. ``inp`` carries a streamed request body from the loop to the worker (None
-    when the whole body arrived before dispatch). ``ended`` is finished by the worker as its last
-    act, for the loop to wait on once it closed ``out`` (the client left). The worker's own state
-    is ``phase``; it moves only through ``_move``.
+    a ``_Failure``. The worker finishes ``out`` as its last act, also once the loop closed it (the
+    client left): the loop then waits for that in ``out.finished()``. ``inp`` carries a streamed
+    request body from the loop to the worker (None when the whole body arrived before dispatch).
+    The worker's own state is ``phase``; it moves only through ``_move``.
     """
 
     __slots__ = (
-        "app", "scope", "receive", "send", "loop", "script_name", "out", "inp", "ended",
+        "app", "scope", "receive", "send", "loop", "script_name", "out", "inp",
         "pieces", "reader", "watcher", "phase", "status", "start", "page_error", "sends",
         "input_end",
     )
@@ -291,12 +304,10 @@ class _WsgiCall:
         self.script_name = script_name
         self.out = Handoff(loop, "consumer", max_items=send_queue_size)
         self.inp = None
-        # the worker never waits on ``ended``: it needs no signal of its own
-        self.ended = Handoff(loop, "consumer", signal=self.out.signal)
         self.pieces = None
         self.reader = None
         self.watcher = None
-        self.phase = CallPhase.STARTING
+        self.phase = _STARTING
         self.status = None
         self.start = None
         self.page_error = None
@@ -317,7 +328,7 @@ class _WsgiCall:
 
     def run(self):
         """The worker's job: run the app, hand over its response, call its ``close()`` once,
-        then finish the hand-offs (the loop returns or raises only after that)."""
+        then finish the hand-offs (the loop returns or raises only after ``out`` is finished)."""
         result = None
         outcome = None
         try:
@@ -352,7 +363,6 @@ class _WsgiCall:
             if self.inp is not None:
                 self.inp.close()
             self.out.finish(outcome)
-            self.ended.finish()
 
     def _respond(self, result):
         """Hand the app's response over; the outcome for ``out.finish()``."""
@@ -362,10 +372,10 @@ class _WsgiCall:
                     raise TypeError(
                         "WSGI response body items must be bytes, got %s" % type(chunk).__name__
                     )
-            if self.phase is CallPhase.STARTING:
+            if self.phase is _STARTING:
                 if self.status is None:
                     raise RuntimeError("the WSGI app returned without calling start_response()")
-                self._move(CallPhase.ENDED)
+                self._move(_ENDED)
                 return _Whole(self.start, result)
             for chunk in result:
                 if chunk and not self._hand(chunk):
@@ -373,13 +383,13 @@ class _WsgiCall:
         else:
             if (
                 type(result) is FileWrapper
-                and self.phase is CallPhase.STARTING
+                and self.phase is _STARTING
                 and self.status is not None
                 and "http.response.pathsend" in (self.scope.get("extensions") or ())
             ):
                 path = _file_path(result)
                 if path is not None:
-                    self._move(CallPhase.ENDED)
+                    self._move(_ENDED)
                     return _Whole(self.start, path=path)
             for chunk in result:
                 if type(chunk) is not bytes:
@@ -394,35 +404,35 @@ class _WsgiCall:
                         )
                     if not self._hand(chunk):
                         return None
-        if self.phase is CallPhase.STARTING:
+        if self.phase is _STARTING:
             if self.status is None:
                 raise RuntimeError("the WSGI app returned without calling start_response()")
-            self._move(CallPhase.ENDED)
+            self._move(_ENDED)
             return _Whole(self.start)
-        if self.phase is CallPhase.STREAMING:
-            self._move(CallPhase.ENDED)
+        if self.phase is _STREAMING:
+            self._move(_ENDED)
         return None
 
     def _fail(self, exc):
         """An exception from the app (or from ``write()``/``wsgi.input`` once the client left):
         the outcome for ``out.finish()``."""
         phase = self.phase
-        if phase is CallPhase.GONE or self.out.phase is HandoffPhase.CLOSED:
-            if phase is not CallPhase.GONE:
-                self._move(CallPhase.GONE)
+        if phase is _GONE or self.out.phase is _CLOSED:
+            if phase is not _GONE:
+                self._move(_GONE)
             if isinstance(exc, ClientDisconnected):
                 logger.info("%s: the client disconnected: %s", self._where(), exc)
             else:
                 logger.error("%s: the WSGI app raised after the client disconnected",
                              self._where(), exc_info=exc)
             return None
-        self._move(CallPhase.FAILED)
+        self._move(_FAILED)
         return _Failure(exc)
 
     def start_response(self, status, headers, exc_info=None):
         """PEP 3333 ``start_response``; headers are checked here, so a bad one never goes out."""
         if exc_info is not None:
-            if self.phase is not CallPhase.STARTING:
+            if self.phase is not _STARTING:
                 try:
                     raise exc_info[1].with_traceback(exc_info[2])
                 finally:
@@ -454,18 +464,18 @@ class _WsgiCall:
         """Hand a non-empty chunk to the loop, after the start if it is the first; wait while
         ``send_queue_size`` chunks are held. False once the client is gone."""
         out = self.out
-        if self.phase is CallPhase.STARTING:
-            self._move(CallPhase.STREAMING)
+        if self.phase is _STARTING:
+            self._move(_STREAMING)
             out.put(self.start, 0, 0)
-        elif self.phase is not CallPhase.STREAMING:
+        elif self.phase is not _STREAMING:
             return False
         if not out.put(chunk, len(chunk)):
-            self._move(CallPhase.GONE)
+            self._move(_GONE)
             return False
         if not out.has_room():
             out.wait_room()
-            if out.phase is HandoffPhase.CLOSED:
-                self._move(CallPhase.GONE)
+            if out.phase is _CLOSED:
+                self._move(_GONE)
                 return False
         return True
 
@@ -484,7 +494,7 @@ class _WsgiCall:
         while not pieces:
             end = self.input_end
             if end is not None:
-                if end is HandoffPhase.FINISHED:
+                if end is _FINISHED:
                     return b""
                 raise ClientDisconnected(
                     "the client disconnected before the request body was complete")
@@ -493,10 +503,10 @@ class _WsgiCall:
                 inp.signal.wait()
                 continue
             pieces.extend(batch.items)
-            if batch.phase is not HandoffPhase.OPEN:
+            if batch.phase is not _OPEN:
                 # the pieces that came before the end are read first
-                self.input_end = (HandoffPhase.FINISHED if batch.outcome is None
-                                  else HandoffPhase.CLOSED)
+                self.input_end = (_FINISHED if batch.outcome is None
+                                  else _CLOSED)
         piece = pieces.popleft()
         inp.release(1, len(piece))
         return piece
@@ -516,7 +526,7 @@ class _WsgiCall:
         inp = self.inp
         while True:
             await inp.room()
-            if inp.phase is not HandoffPhase.OPEN:
+            if inp.phase is not _OPEN:
                 return
             try:
                 message = await receive()
@@ -565,9 +575,9 @@ class _WsgiCall:
             while True:
                 batch = await out.take()
                 phase = batch.phase
-                if phase is HandoffPhase.CLOSED:
+                if phase is _CLOSED:
                     break
-                outcome = batch.outcome if phase is HandoffPhase.FINISHED else None
+                outcome = batch.outcome if phase is _FINISHED else None
                 items = batch.items
                 count = batch.count
                 nbytes = batch.nbytes
@@ -579,16 +589,16 @@ class _WsgiCall:
                             start = items[0]
                             items = items[1:]
                             if (self.reader is None and self.watcher is None
-                                    and phase is HandoffPhase.OPEN):
+                                    and phase is _OPEN):
                                 self.watcher = self.loop.create_task(self.watch())
                             await self.send(
                                 {"type": "http.response.start", "status": start[0],
                                  "headers": start[1]}
                             )
-                        await self._send_chunks(items, phase is HandoffPhase.FINISHED
+                        await self._send_chunks(items, phase is _FINISHED
                                                 and outcome is None)
                         out.release(count, nbytes)
-                    elif phase is HandoffPhase.FINISHED and outcome is None and started:
+                    elif phase is _FINISHED and outcome is None and started:
                         await self.send(_END)
                     if type(outcome) is _Whole:
                         await self._send_whole(outcome)
@@ -596,7 +606,7 @@ class _WsgiCall:
                     logger.info("%s: the client disconnected: %s", self._where(), exc)
                     self.client_gone(exc)
                     break
-                if phase is HandoffPhase.FINISHED:
+                if phase is _FINISHED:
                     if type(outcome) is _Failure:
                         failure = outcome
                     break
@@ -606,8 +616,8 @@ class _WsgiCall:
         finally:
             if self.reader is not None or self.watcher is not None:
                 await self._stop_tasks()
-        if out.phase is HandoffPhase.CLOSED:
-            await self.ended.take()
+        if out.phase is _CLOSED:
+            await out.finished()
         if failure is not None:
             error = failure.take()
             failure = None
@@ -626,7 +636,7 @@ class _WsgiCall:
                 chunks = [b"".join(chunks)]
         end = len(chunks) - 1
         for i, chunk in enumerate(chunks):
-            if self.out.phase is HandoffPhase.CLOSED:
+            if self.out.phase is _CLOSED:
                 return
             await send({"type": "http.response.body", "body": chunk,
                         "more_body": not (last and i == end)})
