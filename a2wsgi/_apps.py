@@ -107,11 +107,12 @@ def wrong_call_error(middleware, expected, got):
 
 
 def require_asyncio():
-    """Raise RuntimeError unless an asyncio event loop runs this call: WSGIMiddleware hands work
-    between its threads and the loop with asyncio's primitives, so on another event loop (hypercorn's
-    trio worker) it cannot work; this says so at the first event instead of failing deep inside."""
+    """The running asyncio event loop. RuntimeError unless one runs this call: WSGIMiddleware
+    hands work between its threads and the loop with asyncio's primitives, so on another event
+    loop (hypercorn's trio worker) it cannot work; this says so at the first event instead of
+    failing deep inside."""
     try:
-        asyncio.get_running_loop()
+        return asyncio.get_running_loop()
     except RuntimeError:
         other = "trio" if "trio" in sys.modules else "a non-asyncio event loop"
         raise RuntimeError(

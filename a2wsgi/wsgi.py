@@ -134,7 +134,10 @@ class _Workers:
         return self._threads
 
     def submit(self, job):
-        with self._lock:
+        # acquire()/release(), not ``with``: this runs once per request (see a2wsgi/_handoff.py)
+        lock = self._lock
+        lock.acquire()
+        try:
             if self._closing:
                 raise RuntimeError("WSGIMiddleware workers were shut down")
             if self._idle:
@@ -148,6 +151,8 @@ class _Workers:
             self._threads += 1
             thread = threading.Thread(target=self._run, args=(job,), name="a2wsgi-worker", daemon=True)
             self._started.add(thread)
+        finally:
+            lock.release()
         try:
             thread.start()
         except BaseException:
@@ -163,13 +168,16 @@ class _Workers:
             context, function = job
             context.run(function)
             job = context = function = None
-            with lock:
+            lock.acquire()
+            try:
                 if self._backlog:
                     self._backlog -= 1
                     waiting = False
                 else:
                     self._idle += 1
                     waiting = True
+            finally:
+                lock.release()
             if not waiting:
                 job = jobs.get()
                 continue
@@ -249,16 +257,13 @@ _PHASE_MOVES = {
 }
 
 
-class _Whole:
-    """A response handed over in one piece, as the outcome of the response hand-off: the start
-    ``(status code, raw headers)`` and either the body chunks or a file path for pathsend."""
+class _Whole(tuple):
+    """A response handed over in one piece, as the outcome of the response hand-off:
+    ``(start, chunks, path)``, the start ``(status code, raw headers)`` and either the body
+    chunks or a file path for pathsend. A tuple, so that making one (once per small request)
+    runs no Python ``__init__``."""
 
-    __slots__ = ("start", "chunks", "path")
-
-    def __init__(self, start, chunks=(), path=None):
-        self.start = start
-        self.chunks = chunks
-        self.path = path
+    __slots__ = ()
 
 
 class _Failure:
@@ -302,7 +307,7 @@ class _WsgiCall:
         self.send = send
         self.loop = loop
         self.script_name = script_name
-        self.out = Handoff(loop, "consumer", max_items=send_queue_size)
+        self.out = Handoff(loop, "consumer", send_queue_size)
         self.inp = None
         self.pieces = None
         self.reader = None
@@ -376,7 +381,7 @@ class _WsgiCall:
                 if self.status is None:
                     raise RuntimeError("the WSGI app returned without calling start_response()")
                 self._move(_ENDED)
-                return _Whole(self.start, result)
+                return _Whole((self.start, result, None))
             for chunk in result:
                 if chunk and not self._hand(chunk):
                     return None
@@ -390,7 +395,7 @@ class _WsgiCall:
                 path = _file_path(result)
                 if path is not None:
                     self._move(_ENDED)
-                    return _Whole(self.start, path=path)
+                    return _Whole((self.start, (), path))
             for chunk in result:
                 if type(chunk) is not bytes:
                     raise TypeError(
@@ -408,7 +413,7 @@ class _WsgiCall:
             if self.status is None:
                 raise RuntimeError("the WSGI app returned without calling start_response()")
             self._move(_ENDED)
-            return _Whole(self.start)
+            return _Whole((self.start, (), None))
         if self.phase is _STREAMING:
             self._move(_ENDED)
         return None
@@ -647,13 +652,13 @@ class _WsgiCall:
 
     async def _send_whole(self, whole):
         """A response handed over in one piece: a list body or a pathsend file."""
-        code, raw = whole.start
+        (code, raw), chunks, path = whole
         send = self.send
         await send({"type": "http.response.start", "status": code, "headers": raw})
-        if whole.path is not None:
-            await send({"type": "http.response.pathsend", "path": whole.path})
+        if path is not None:
+            await send({"type": "http.response.pathsend", "path": path})
         else:
-            await self._send_chunks(list(whole.chunks) or [b""], True)
+            await self._send_chunks(list(chunks) or [b""], True)
 
     async def _stop_tasks(self):
         tasks = [t for t in (self.reader, self.watcher) if t is not None and not t.done()]
@@ -704,14 +709,14 @@ class WSGIMiddleware:
 
     async def asgi(self, scope, receive, send):
         """The ASGI 3 application."""
-        require_asyncio()
+        loop = require_asyncio()
         try:
             kind = scope["type"]
         except KeyError:
             raise KeyError("the ASGI scope has no 'type' key (ASGI spec: 'http', 'websocket' or "
                            "'lifespan')") from None
         if kind == "http":
-            await self._http(scope, receive, send)
+            await self._http(scope, receive, send, loop)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         elif kind == "websocket":
@@ -750,7 +755,7 @@ class WSGIMiddleware:
         for thread in threads:
             thread.join()
 
-    async def _http(self, scope, receive, send):
+    async def _http(self, scope, receive, send, loop):
         try:
             count = len(scope.get("headers"))
         except TypeError:
@@ -793,7 +798,6 @@ class WSGIMiddleware:
                 pieces.append(piece)
                 size += len(piece)
             more = message.get("more_body", False)
-        loop = asyncio.get_running_loop()
         call = _WsgiCall(self.app, scope, receive, send, loop, self.send_queue_size,
                          self._script_name)
         if more:
