@@ -132,13 +132,13 @@ class Handoff:
     """A bounded stream of items from a producer to a consumer, one of them on ``loop``.
 
     ``loop_is`` says which side runs on the loop: ``"producer"`` or ``"consumer"``. The thread
-    side waits on ``signal`` (a new ``Signal`` unless one is shared). ``schedule(callback)`` runs
+    side waits on ``signal`` (a new ``Signal``, made on first use, unless one is shared). ``schedule(callback)`` runs
     a callback on the loop from the thread side: ``loop.call_soon_threadsafe`` unless given (a
     thread that drives the loop itself passes ``loop.call_soon``).
     """
 
     __slots__ = (
-        "_loop", "_loop_produces", "_max_items", "_max_bytes", "_low_items", "_low_bytes", "signal", "_schedule", "_lock",
+        "_loop", "_loop_produces", "_max_items", "_max_bytes", "_low_items", "_low_bytes", "_signal", "_schedule", "_lock",
         "_items", "_count", "_nbytes", "held_items", "held_bytes", "phase", "_outcome", "_producer_ended",
         "_wanted", "_thread_waiting", "_loop_waiters", "_loop_wake_pending",
     )
@@ -161,7 +161,7 @@ class Handoff:
         else:
             self._max_bytes = max_bytes
             self._low_bytes = max_bytes // 2
-        self.signal = Signal() if signal is None else signal
+        self._signal = signal
         self._schedule = loop.call_soon_threadsafe if schedule is None else schedule
         self._lock = threading.Lock()
         self._items = []          # put and not yet taken
@@ -176,6 +176,22 @@ class Handoff:
         self._thread_waiting = False
         self._loop_waiters = []   # futures of loop-side waits
         self._loop_wake_pending = False
+
+    @property
+    def signal(self):
+        """The ``Signal`` the thread side waits on. Made on first use, under the lock, so that
+        a hand-off whose thread never waits (a small W->A response) costs no lock for it."""
+        signal = self._signal
+        if signal is None:
+            lock = self._lock
+            lock.acquire()
+            try:
+                signal = self._signal
+                if signal is None:
+                    signal = self._signal = Signal()
+            finally:
+                lock.release()
+        return signal
 
     def __repr__(self):
         return "<Handoff %s, %d items / %d bytes held, loop %s>" % (
