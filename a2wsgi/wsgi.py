@@ -20,11 +20,12 @@ import queue
 import threading
 import weakref
 
-from ._apps import check_wsgi_app, require_asyncio, wrong_call_error
+from ._apps import asyncio_required, check_wsgi_app, wrong_call_error
 from ._handoff import Handoff
 from ._handoff import Phase as HandoffPhase
 from ._hot import wsgi_hot
 
+get_running_loop = asyncio.get_running_loop
 translate_request_headers = wsgi_hot.translate_request_headers
 build_environ = wsgi_hot.build_environ
 Body = wsgi_hot.Body
@@ -606,7 +607,15 @@ class _WsgiCall:
                     elif phase is _FINISHED and outcome is None and started:
                         await self.send(_END)
                     if type(outcome) is _Whole:
-                        await self._send_whole(outcome)
+                        # the response in one piece: a list body or a pathsend file (inline,
+                        # not a coroutine of its own: every small response comes this way)
+                        (code, raw), chunks, path = outcome
+                        await self.send({"type": "http.response.start", "status": code,
+                                         "headers": raw})
+                        if path is not None:
+                            await self.send({"type": "http.response.pathsend", "path": path})
+                        else:
+                            await self._send_chunks(list(chunks) or [b""], True)
                 except OSError as exc:
                     logger.info("%s: the client disconnected: %s", self._where(), exc)
                     self.client_gone(exc)
@@ -649,16 +658,6 @@ class _WsgiCall:
             if self.sends >= _SENDS_PER_YIELD:
                 self.sends = 0
                 await asyncio.sleep(0)
-
-    async def _send_whole(self, whole):
-        """A response handed over in one piece: a list body or a pathsend file."""
-        (code, raw), chunks, path = whole
-        send = self.send
-        await send({"type": "http.response.start", "status": code, "headers": raw})
-        if path is not None:
-            await send({"type": "http.response.pathsend", "path": path})
-        else:
-            await self._send_chunks(list(chunks) or [b""], True)
 
     async def _stop_tasks(self):
         tasks = [t for t in (self.reader, self.watcher) if t is not None and not t.done()]
@@ -709,7 +708,10 @@ class WSGIMiddleware:
 
     async def asgi(self, scope, receive, send):
         """The ASGI 3 application."""
-        loop = require_asyncio()
+        try:
+            loop = get_running_loop()
+        except RuntimeError:
+            raise asyncio_required() from None
         try:
             kind = scope["type"]
         except KeyError:
