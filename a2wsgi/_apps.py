@@ -5,12 +5,11 @@ protocol, so that class-based apps, ``functools.partial`` objects and framework 
 (Starlette, FastAPI, Django, Flask) are accepted.
 """
 
-import asyncio
 import functools
 import inspect
 import sys
 
-__all__ = ("check_asgi_app", "check_wsgi_app", "require_asyncio", "wrong_call_error")
+__all__ = ("asyncio_required", "check_asgi_app", "check_wsgi_app", "wrong_call_error")
 
 
 def _unwrap(app):
@@ -106,17 +105,15 @@ def wrong_call_error(middleware, expected, got):
     return TypeError("%s was called with %s, but expects %s. %s" % (middleware, got, expected, fix))
 
 
-def require_asyncio():
-    """Raise RuntimeError unless an asyncio event loop runs this call: WSGIMiddleware hands work
-    between its threads and the loop with asyncio's primitives, so on another event loop (hypercorn's
-    trio worker) it cannot work; this says so at the first event instead of failing deep inside."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        other = "trio" if "trio" in sys.modules else "a non-asyncio event loop"
-        raise RuntimeError(
-            "WSGIMiddleware needs an asyncio event loop, but the ASGI server runs it on %s. Run the "
-            "server with an asyncio worker: for hypercorn, `--worker-class asyncio` (the default) or "
-            "`--worker-class uvloop`, not `--worker-class trio`; uvicorn, granian and daphne use "
-            "asyncio." % other
-        ) from None
+def asyncio_required():
+    """The RuntimeError for a call that no asyncio event loop runs: WSGIMiddleware hands work
+    between its threads and the loop with asyncio's primitives, so on another event loop
+    (hypercorn's trio worker) it cannot work; this says so at the first event instead of failing
+    deep inside."""
+    other = "trio" if "trio" in sys.modules else "a non-asyncio event loop"
+    return RuntimeError(
+        "WSGIMiddleware needs an asyncio event loop, but the ASGI server runs it on %s. Run the "
+        "server with an asyncio worker: for hypercorn, `--worker-class asyncio` (the default) or "
+        "`--worker-class uvloop`, not `--worker-class trio`; uvicorn, granian and daphne use "
+        "asyncio." % other
+    )

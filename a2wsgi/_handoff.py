@@ -22,14 +22,16 @@ Invariants (each has a test in ``tests/test_handoff.py``):
    is never lost: a side registers as waiting in the same critical section in which it found
    nothing to do.
 5. ``finish`` and ``close`` are idempotent and terminal, and wake every waiter on both sides;
-   ``close`` after ``finish`` still closes (the consumer left before taking everything).
+   ``close`` after ``finish`` still closes (the consumer left before taking everything), and
+   ``finish`` after ``close`` is still recorded, for a loop consumer that left and waits in
+   ``finished()`` until the producer stopped.
 6. Waits on the thread side take a deadline (a ``time.monotonic()`` instant), not a timeout.
 7. No code outside this module runs with the lock held.
 
 Each method belongs to one face and must be called from that face's side: the producer's
 (``put``, ``has_room``, ``room``/``wait_room``, ``finish``, ``wanted``, ``demand``/
 ``wait_demand``) or the consumer's (``poll``, ``take``/``take_wait``, ``release``, ``want``,
-``close``).
+``close``, ``finished``).
 """
 
 import enum
@@ -120,31 +122,46 @@ def _resolve_all(futures):
             fut.set_result(None)
 
 
+# The lock is taken with ``acquire()`` and given back in a ``finally``, not with ``with``: the
+# ``with`` statement looks up and binds ``__enter__``/``__exit__`` and calls ``__exit__`` with
+# three arguments each time, about 2.5 times the cost of the two calls (callgrind), and the
+# hand-off takes its lock several times per request.
+
+
 class Handoff:
     """A bounded stream of items from a producer to a consumer, one of them on ``loop``.
 
     ``loop_is`` says which side runs on the loop: ``"producer"`` or ``"consumer"``. The thread
-    side waits on ``signal`` (a new ``Signal`` unless one is shared). ``schedule(callback)`` runs
+    side waits on ``signal`` (a new ``Signal``, made on first use, unless one is shared). ``schedule(callback)`` runs
     a callback on the loop from the thread side: ``loop.call_soon_threadsafe`` unless given (a
     thread that drives the loop itself passes ``loop.call_soon``).
     """
 
     __slots__ = (
-        "_loop", "_loop_produces", "_max_items", "_max_bytes", "_low_items", "_low_bytes", "signal", "_schedule", "_lock",
-        "_items", "_count", "_nbytes", "held_items", "held_bytes", "phase", "_outcome",
+        "_loop", "_loop_produces", "_max_items", "_max_bytes", "_low_items", "_low_bytes", "_signal", "_schedule", "_lock",
+        "_items", "_count", "_nbytes", "held_items", "held_bytes", "phase", "_outcome", "_producer_ended",
         "_wanted", "_thread_waiting", "_loop_waiters", "_loop_wake_pending",
     )
 
     def __init__(self, loop, loop_is, max_items=None, max_bytes=None, signal=None, schedule=None):
-        if loop_is not in ("producer", "consumer"):
+        if loop_is == "producer":
+            self._loop_produces = True
+        elif loop_is == "consumer":
+            self._loop_produces = False
+        else:
             raise ValueError("loop_is must be 'producer' or 'consumer', got %r" % (loop_is,))
         self._loop = loop
-        self._loop_produces = loop_is == "producer"
-        self._max_items = _INFINITE if max_items is None else max_items
-        self._max_bytes = _INFINITE if max_bytes is None else max_bytes
-        self._low_items = _INFINITE if max_items is None else max_items // 2
-        self._low_bytes = _INFINITE if max_bytes is None else max_bytes // 2
-        self.signal = Signal() if signal is None else signal
+        if max_items is None:
+            self._max_items = self._low_items = _INFINITE
+        else:
+            self._max_items = max_items
+            self._low_items = max_items // 2
+        if max_bytes is None:
+            self._max_bytes = self._low_bytes = _INFINITE
+        else:
+            self._max_bytes = max_bytes
+            self._low_bytes = max_bytes // 2
+        self._signal = signal
         self._schedule = loop.call_soon_threadsafe if schedule is None else schedule
         self._lock = threading.Lock()
         self._items = []          # put and not yet taken
@@ -154,10 +171,27 @@ class Handoff:
         self.held_bytes = 0
         self.phase = _OPEN
         self._outcome = None
+        self._producer_ended = False  # finish() was called, before or after close()
         self._wanted = False      # the consumer asked for more (pull mode)
         self._thread_waiting = False
         self._loop_waiters = []   # futures of loop-side waits
         self._loop_wake_pending = False
+
+    @property
+    def signal(self):
+        """The ``Signal`` the thread side waits on. Made on first use, under the lock, so that
+        a hand-off whose thread never waits (a small W->A response) costs no lock for it."""
+        signal = self._signal
+        if signal is None:
+            lock = self._lock
+            lock.acquire()
+            try:
+                signal = self._signal
+                if signal is None:
+                    signal = self._signal = Signal()
+            finally:
+                lock.release()
+        return signal
 
     def __repr__(self):
         return "<Handoff %s, %d items / %d bytes held, loop %s>" % (
@@ -166,7 +200,8 @@ class Handoff:
 
     # ---- waking the other side ------------------------------------------------------------------
     # Each ``_wake_*_locked`` runs with the lock held and says whether the caller must act after
-    # releasing it: ``signal.set()`` for the thread, ``schedule(_wake_loop)`` for the loop.
+    # releasing it: ``signal.set()`` for the thread, ``schedule(_wake_loop)`` for the loop. The
+    # steps taken once per request (``put``, ``finish``, ``take``) do the same inline.
 
     def _wake_thread_locked(self):
         if self._thread_waiting:
@@ -182,11 +217,17 @@ class Handoff:
 
     def _wake_loop(self):
         """On the loop: resolve every loop-side waiter (each re-checks what it waits for)."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             waiters = self._loop_waiters
             self._loop_waiters = []
             self._loop_wake_pending = False
-        _resolve_all(waiters)
+        finally:
+            lock.release()
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
 
     def _schedule_loop_wake(self):
         try:
@@ -198,17 +239,23 @@ class Handoff:
         """On the loop: wait until ``ready()`` (called with the lock held) is true."""
         lock = self._lock
         while True:
-            with lock:
+            lock.acquire()
+            try:
                 if ready():
                     return
                 fut = self._loop.create_future()
                 self._loop_waiters.append(fut)
+            finally:
+                lock.release()
             try:
                 await fut
             except BaseException:
-                with lock:
+                lock.acquire()
+                try:
                     if fut in self._loop_waiters:
                         self._loop_waiters.remove(fut)
+                finally:
+                    lock.release()
                 raise
 
     def _thread_wait(self, ready, deadline):
@@ -216,24 +263,32 @@ class Handoff:
         ``deadline`` came first."""
         lock = self._lock
         while True:
-            with lock:
+            lock.acquire()
+            try:
                 if ready():
                     self._thread_waiting = False
                     return True
                 self._thread_waiting = True
+            finally:
+                lock.release()
             if hook is not None:
                 hook(self, "thread-wait")
             if not self.signal.wait(deadline) or _passed(deadline):
-                with lock:
+                lock.acquire()
+                try:
                     self._thread_waiting = False
                     return ready()
+                finally:
+                    lock.release()
 
     # ---- producer face -------------------------------------------------------------------------
 
     def put(self, item, nbytes=0, count=1):
         """Append ``item`` (never blocks). False, and the item is dropped, once the consumer
         closed the stream. A put after ``finish()`` is a bug of the caller."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             phase = self.phase
             if phase is not _OPEN:
                 if phase is _CLOSED:
@@ -244,10 +299,16 @@ class Handoff:
             self._nbytes += nbytes
             self.held_items += count
             self.held_bytes += nbytes
+            wake = False
             if self._loop_produces:
-                wake = self._wake_thread_locked()
-            else:
-                wake = self._wake_loop_locked()
+                if self._thread_waiting:
+                    self._thread_waiting = False
+                    wake = True
+            elif self._loop_waiters and not self._loop_wake_pending:
+                self._loop_wake_pending = True
+                wake = True
+        finally:
+            lock.release()
         if hook is not None:
             hook(self, "put")
         if wake:
@@ -263,8 +324,13 @@ class Handoff:
 
     def has_room(self):
         """True while the items held are below both limits, or once the stream is not open."""
-        with self._lock:
-            return self._room_locked()
+        lock = self._lock
+        lock.acquire()
+        try:
+            return self.phase is not _OPEN or (
+                self.held_items < self._max_items and self.held_bytes < self._max_bytes)
+        finally:
+            lock.release()
 
     async def room(self):
         """Loop producer: wait until ``has_room()``."""
@@ -276,27 +342,47 @@ class Handoff:
 
     def finish(self, outcome=None):
         """End the stream: the items put so far are the last. ``outcome`` (None for a clean end)
-        reaches the consumer with the last batch. Only the first call counts."""
-        with self._lock:
+        reaches the consumer with the last batch. Only the first call counts; one after
+        ``close()`` only wakes a loop consumer waiting in ``finished()``."""
+        lock = self._lock
+        lock.acquire()
+        try:
             if self.phase is not _OPEN:
-                return
-            self.phase = _FINISHED
-            self._outcome = outcome
-            wake_thread = self._wake_thread_locked()
-            if self._loop_produces:
-                waiters = self._loop_waiters
-                self._loop_waiters = []
+                if self.phase is _FINISHED or self._producer_ended:
+                    return
+                # After close(): every other waiter was woken by close()
+                self._producer_ended = True
                 wake_loop = False
+                if not self._loop_produces and self._loop_waiters and not self._loop_wake_pending:
+                    self._loop_wake_pending = True
+                    wake_loop = True
+                wake_thread = False
+                waiters = None
             else:
-                waiters = ()
-                wake_loop = self._wake_loop_locked()
+                self.phase = _FINISHED
+                self._outcome = outcome
+                self._producer_ended = True
+                wake_thread = self._thread_waiting
+                self._thread_waiting = False
+                waiters = None
+                wake_loop = False
+                if self._loop_produces:
+                    if self._loop_waiters:
+                        waiters = self._loop_waiters
+                        self._loop_waiters = []
+                elif self._loop_waiters and not self._loop_wake_pending:
+                    self._loop_wake_pending = True
+                    wake_loop = True
+        finally:
+            lock.release()
         if hook is not None:
             hook(self, "finish")
         if wake_thread:
             self.signal.set()
         if wake_loop:
             self._schedule_loop_wake()
-        _resolve_all(waiters)
+        if waiters is not None:
+            _resolve_all(waiters)
 
     def _wanted_locked(self):
         return self._wanted or self.phase is not _OPEN
@@ -306,13 +392,17 @@ class Handoff:
         cleared), or the stream is no longer open (a producer then learns from ``put()`` that
         the consumer left). When not, a thread producer is registered, so that the next
         ``want()`` or ``close()`` sets its signal."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             if self._wanted or self.phase is not _OPEN:
                 self._wanted = False
                 return True
             if not self._loop_produces:
                 self._thread_waiting = True
             return False
+        finally:
+            lock.release()
 
     async def demand(self):
         """Loop producer: wait until the consumer asks for more, or the stream is no longer open
@@ -341,29 +431,45 @@ class Handoff:
         """Take what is there without waiting: a ``Batch``, or None while nothing new came and
         the stream is open. When None, a thread consumer is registered, so that the next
         ``put()`` or ``finish()`` sets its signal."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             batch = self._take_locked()
             if batch is None and self._loop_produces:
                 self._thread_waiting = True
             return batch
+        finally:
+            lock.release()
 
     async def take(self):
         """Loop consumer: wait for items, the end, or ``close()``, and take them."""
         lock = self._lock
         while True:
-            with lock:
-                batch = self._take_locked()
-                if batch is not None:
+            lock.acquire()
+            try:
+                # _take_locked(), inline: a loop consumer takes at least once per request
+                items = self._items
+                if items:
+                    self._items = []
+                    batch = Batch(items, self._count, self._nbytes, self.phase, self._outcome)
+                    self._count = self._nbytes = 0
                     return batch
+                if self.phase is not _OPEN:
+                    return Batch([], 0, 0, self.phase, self._outcome)
                 # registered in the critical section that found nothing (invariant 4)
                 fut = self._loop.create_future()
                 self._loop_waiters.append(fut)
+            finally:
+                lock.release()
             try:
                 await fut
             except BaseException:
-                with lock:
+                lock.acquire()
+                try:
                     if fut in self._loop_waiters:
                         self._loop_waiters.remove(fut)
+                finally:
+                    lock.release()
                 raise
 
     def take_wait(self, deadline=None):
@@ -376,9 +482,13 @@ class Handoff:
             if hook is not None:
                 hook(self, "thread-wait")
             if not self.signal.wait(deadline) or _passed(deadline):
-                with self._lock:
+                lock = self._lock
+                lock.acquire()
+                try:
                     self._thread_waiting = False
                     return self._take_locked()
+                finally:
+                    lock.release()
 
     def _drained_locked(self):
         return self.held_items <= self._low_items and self.held_bytes <= self._low_bytes
@@ -387,11 +497,15 @@ class Handoff:
         """Give back the credit of items that were delivered (sent or yielded), not merely
         taken. Wakes a producer waiting for room when this brings the held items down to the
         low-water mark (half the limits)."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             drained = self._drained_locked()
             self.held_items -= count
             self.held_bytes -= nbytes
             wake = not drained and self._drained_locked() and self._wake_producer_locked()
+        finally:
+            lock.release()
         if hook is not None:
             hook(self, "release")
         if wake:
@@ -399,11 +513,15 @@ class Handoff:
 
     def want(self):
         """Pull mode: ask the producer for more. Wakes a producer waiting for demand."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             if self._wanted:
                 return
             self._wanted = True
             wake = self._wake_producer_locked()
+        finally:
+            lock.release()
         if hook is not None:
             hook(self, "want")
         if wake:
@@ -412,7 +530,9 @@ class Handoff:
     def close(self, reason=None):
         """The consumer leaves: items not taken are dropped, ``put()`` returns False from now
         on, and every waiter on both sides is woken. Only the first call counts."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             if self.phase is _CLOSED:
                 return
             self.phase = _CLOSED
@@ -427,6 +547,8 @@ class Handoff:
                 waiters = self._loop_waiters
                 self._loop_waiters = []
                 wake_loop = False
+        finally:
+            lock.release()
         if hook is not None:
             hook(self, "close")
         if wake_thread:
@@ -434,6 +556,14 @@ class Handoff:
         if wake_loop:
             self._schedule_loop_wake()
         _resolve_all(waiters)
+
+    def _producer_ended_locked(self):
+        return self._producer_ended
+
+    async def finished(self):
+        """Loop consumer: wait until the producer called ``finish()``, also when that came after
+        ``close()``: a consumer that left waits here until the producer stopped."""
+        await self._loop_wait(self._producer_ended_locked)
 
     def _wake_producer_locked(self):
         if self._loop_produces:

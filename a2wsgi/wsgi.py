@@ -20,11 +20,12 @@ import queue
 import threading
 import weakref
 
-from ._apps import check_wsgi_app, require_asyncio, wrong_call_error
+from ._apps import asyncio_required, check_wsgi_app, wrong_call_error
 from ._handoff import Handoff
 from ._handoff import Phase as HandoffPhase
 from ._hot import wsgi_hot
 
+get_running_loop = asyncio.get_running_loop
 translate_request_headers = wsgi_hot.translate_request_headers
 build_environ = wsgi_hot.build_environ
 Body = wsgi_hot.Body
@@ -134,7 +135,10 @@ class _Workers:
         return self._threads
 
     def submit(self, job):
-        with self._lock:
+        # acquire()/release(), not ``with``: this runs once per request (see a2wsgi/_handoff.py)
+        lock = self._lock
+        lock.acquire()
+        try:
             if self._closing:
                 raise RuntimeError("WSGIMiddleware workers were shut down")
             if self._idle:
@@ -148,6 +152,8 @@ class _Workers:
             self._threads += 1
             thread = threading.Thread(target=self._run, args=(job,), name="a2wsgi-worker", daemon=True)
             self._started.add(thread)
+        finally:
+            lock.release()
         try:
             thread.start()
         except BaseException:
@@ -163,13 +169,16 @@ class _Workers:
             context, function = job
             context.run(function)
             job = context = function = None
-            with lock:
+            lock.acquire()
+            try:
                 if self._backlog:
                     self._backlog -= 1
                     waiting = False
                 else:
                     self._idle += 1
                     waiting = True
+            finally:
+                lock.release()
             if not waiting:
                 job = jobs.get()
                 continue
@@ -220,6 +229,10 @@ def _resolve(future):
 class CallPhase(enum.Enum):
     """Where the WSGI call of one request is, as its worker thread sees it."""
 
+    # Members are singletons compared by identity: the C identity hash keeps the transition
+    # table's lookup out of Python (``Enum.__hash__`` is a Python function).
+    __hash__ = object.__hash__
+
     STARTING = "starting"    # the app runs; no response byte was handed to the loop yet
     STREAMING = "streaming"  # the status line and a first body chunk were handed to the loop
     ENDED = "ended"          # the app finished its response
@@ -227,25 +240,31 @@ class CallPhase(enum.Enum):
     GONE = "gone"            # the client left; nothing more is handed over
 
 
+_STARTING = CallPhase.STARTING
+_STREAMING = CallPhase.STREAMING
+_ENDED = CallPhase.ENDED
+_FAILED = CallPhase.FAILED
+_GONE = CallPhase.GONE
+_OPEN = HandoffPhase.OPEN
+_FINISHED = HandoffPhase.FINISHED
+_CLOSED = HandoffPhase.CLOSED
+
 _PHASE_MOVES = {
-    CallPhase.STARTING: (CallPhase.STREAMING, CallPhase.ENDED, CallPhase.FAILED, CallPhase.GONE),
-    CallPhase.STREAMING: (CallPhase.ENDED, CallPhase.FAILED, CallPhase.GONE),
-    CallPhase.ENDED: (),
-    CallPhase.FAILED: (),
-    CallPhase.GONE: (),
+    _STARTING: (_STREAMING, _ENDED, _FAILED, _GONE),
+    _STREAMING: (_ENDED, _FAILED, _GONE),
+    _ENDED: (),
+    _FAILED: (),
+    _GONE: (),
 }
 
 
-class _Whole:
-    """A response handed over in one piece, as the outcome of the response hand-off: the start
-    ``(status code, raw headers)`` and either the body chunks or a file path for pathsend."""
+class _Whole(tuple):
+    """A response handed over in one piece, as the outcome of the response hand-off:
+    ``(start, chunks, path)``, the start ``(status code, raw headers)`` and either the body
+    chunks or a file path for pathsend. A tuple, so that making one (once per small request)
+    runs no Python ``__init__``."""
 
-    __slots__ = ("start", "chunks", "path")
-
-    def __init__(self, start, chunks=(), path=None):
-        self.start = start
-        self.chunks = chunks
-        self.path = path
+    __slots__ = ()
 
 
 class _Failure:
@@ -267,17 +286,17 @@ class _WsgiCall:
     """The WSGI call of one HTTP request: the worker thread runs the app (``run``), the event
     loop speaks ASGI (``serve``, ``read_body``, ``watch``).
 
-    The two sides share only three hand-offs. ``out`` carries the response from the worker to
+    The two sides share only two hand-offs. ``out`` carries the response from the worker to
     the loop: a ``(status code, raw headers)`` start item (count 0) before the first chunk, then
     non-empty body chunks; its outcome is None (clean end of a stream), a ``_Whole`` response, or
-    a ``_Failure``. ``inp`` carries a streamed request body from the loop to the worker (None
-    when the whole body arrived before dispatch). ``ended`` is finished by the worker as its last
-    act, for the loop to wait on once it closed ``out`` (the client left). The worker's own state
-    is ``phase``; it moves only through ``_move``.
+    a ``_Failure``. The worker finishes ``out`` as its last act, also once the loop closed it (the
+    client left): the loop then waits for that in ``out.finished()``. ``inp`` carries a streamed
+    request body from the loop to the worker (None when the whole body arrived before dispatch).
+    The worker's own state is ``phase``; it moves only through ``_move``.
     """
 
     __slots__ = (
-        "app", "scope", "receive", "send", "loop", "script_name", "out", "inp", "ended",
+        "app", "scope", "receive", "send", "loop", "script_name", "out", "inp",
         "pieces", "reader", "watcher", "phase", "status", "start", "page_error", "sends",
         "input_end",
     )
@@ -289,14 +308,12 @@ class _WsgiCall:
         self.send = send
         self.loop = loop
         self.script_name = script_name
-        self.out = Handoff(loop, "consumer", max_items=send_queue_size)
+        self.out = Handoff(loop, "consumer", send_queue_size)
         self.inp = None
-        # the worker never waits on ``ended``: it needs no signal of its own
-        self.ended = Handoff(loop, "consumer", signal=self.out.signal)
         self.pieces = None
         self.reader = None
         self.watcher = None
-        self.phase = CallPhase.STARTING
+        self.phase = _STARTING
         self.status = None
         self.start = None
         self.page_error = None
@@ -317,7 +334,7 @@ class _WsgiCall:
 
     def run(self):
         """The worker's job: run the app, hand over its response, call its ``close()`` once,
-        then finish the hand-offs (the loop returns or raises only after that)."""
+        then finish the hand-offs (the loop returns or raises only after ``out`` is finished)."""
         result = None
         outcome = None
         try:
@@ -352,7 +369,6 @@ class _WsgiCall:
             if self.inp is not None:
                 self.inp.close()
             self.out.finish(outcome)
-            self.ended.finish()
 
     def _respond(self, result):
         """Hand the app's response over; the outcome for ``out.finish()``."""
@@ -362,25 +378,25 @@ class _WsgiCall:
                     raise TypeError(
                         "WSGI response body items must be bytes, got %s" % type(chunk).__name__
                     )
-            if self.phase is CallPhase.STARTING:
+            if self.phase is _STARTING:
                 if self.status is None:
                     raise RuntimeError("the WSGI app returned without calling start_response()")
-                self._move(CallPhase.ENDED)
-                return _Whole(self.start, result)
+                self._move(_ENDED)
+                return _Whole((self.start, result, None))
             for chunk in result:
                 if chunk and not self._hand(chunk):
                     return None
         else:
             if (
                 type(result) is FileWrapper
-                and self.phase is CallPhase.STARTING
+                and self.phase is _STARTING
                 and self.status is not None
                 and "http.response.pathsend" in (self.scope.get("extensions") or ())
             ):
                 path = _file_path(result)
                 if path is not None:
-                    self._move(CallPhase.ENDED)
-                    return _Whole(self.start, path=path)
+                    self._move(_ENDED)
+                    return _Whole((self.start, (), path))
             for chunk in result:
                 if type(chunk) is not bytes:
                     raise TypeError(
@@ -394,35 +410,35 @@ class _WsgiCall:
                         )
                     if not self._hand(chunk):
                         return None
-        if self.phase is CallPhase.STARTING:
+        if self.phase is _STARTING:
             if self.status is None:
                 raise RuntimeError("the WSGI app returned without calling start_response()")
-            self._move(CallPhase.ENDED)
-            return _Whole(self.start)
-        if self.phase is CallPhase.STREAMING:
-            self._move(CallPhase.ENDED)
+            self._move(_ENDED)
+            return _Whole((self.start, (), None))
+        if self.phase is _STREAMING:
+            self._move(_ENDED)
         return None
 
     def _fail(self, exc):
         """An exception from the app (or from ``write()``/``wsgi.input`` once the client left):
         the outcome for ``out.finish()``."""
         phase = self.phase
-        if phase is CallPhase.GONE or self.out.phase is HandoffPhase.CLOSED:
-            if phase is not CallPhase.GONE:
-                self._move(CallPhase.GONE)
+        if phase is _GONE or self.out.phase is _CLOSED:
+            if phase is not _GONE:
+                self._move(_GONE)
             if isinstance(exc, ClientDisconnected):
                 logger.info("%s: the client disconnected: %s", self._where(), exc)
             else:
                 logger.error("%s: the WSGI app raised after the client disconnected",
                              self._where(), exc_info=exc)
             return None
-        self._move(CallPhase.FAILED)
+        self._move(_FAILED)
         return _Failure(exc)
 
     def start_response(self, status, headers, exc_info=None):
         """PEP 3333 ``start_response``; headers are checked here, so a bad one never goes out."""
         if exc_info is not None:
-            if self.phase is not CallPhase.STARTING:
+            if self.phase is not _STARTING:
                 try:
                     raise exc_info[1].with_traceback(exc_info[2])
                 finally:
@@ -454,18 +470,18 @@ class _WsgiCall:
         """Hand a non-empty chunk to the loop, after the start if it is the first; wait while
         ``send_queue_size`` chunks are held. False once the client is gone."""
         out = self.out
-        if self.phase is CallPhase.STARTING:
-            self._move(CallPhase.STREAMING)
+        if self.phase is _STARTING:
+            self._move(_STREAMING)
             out.put(self.start, 0, 0)
-        elif self.phase is not CallPhase.STREAMING:
+        elif self.phase is not _STREAMING:
             return False
         if not out.put(chunk, len(chunk)):
-            self._move(CallPhase.GONE)
+            self._move(_GONE)
             return False
         if not out.has_room():
             out.wait_room()
-            if out.phase is HandoffPhase.CLOSED:
-                self._move(CallPhase.GONE)
+            if out.phase is _CLOSED:
+                self._move(_GONE)
                 return False
         return True
 
@@ -484,7 +500,7 @@ class _WsgiCall:
         while not pieces:
             end = self.input_end
             if end is not None:
-                if end is HandoffPhase.FINISHED:
+                if end is _FINISHED:
                     return b""
                 raise ClientDisconnected(
                     "the client disconnected before the request body was complete")
@@ -493,10 +509,10 @@ class _WsgiCall:
                 inp.signal.wait()
                 continue
             pieces.extend(batch.items)
-            if batch.phase is not HandoffPhase.OPEN:
+            if batch.phase is not _OPEN:
                 # the pieces that came before the end are read first
-                self.input_end = (HandoffPhase.FINISHED if batch.outcome is None
-                                  else HandoffPhase.CLOSED)
+                self.input_end = (_FINISHED if batch.outcome is None
+                                  else _CLOSED)
         piece = pieces.popleft()
         inp.release(1, len(piece))
         return piece
@@ -516,7 +532,7 @@ class _WsgiCall:
         inp = self.inp
         while True:
             await inp.room()
-            if inp.phase is not HandoffPhase.OPEN:
+            if inp.phase is not _OPEN:
                 return
             try:
                 message = await receive()
@@ -565,9 +581,9 @@ class _WsgiCall:
             while True:
                 batch = await out.take()
                 phase = batch.phase
-                if phase is HandoffPhase.CLOSED:
+                if phase is _CLOSED:
                     break
-                outcome = batch.outcome if phase is HandoffPhase.FINISHED else None
+                outcome = batch.outcome if phase is _FINISHED else None
                 items = batch.items
                 count = batch.count
                 nbytes = batch.nbytes
@@ -579,24 +595,32 @@ class _WsgiCall:
                             start = items[0]
                             items = items[1:]
                             if (self.reader is None and self.watcher is None
-                                    and phase is HandoffPhase.OPEN):
+                                    and phase is _OPEN):
                                 self.watcher = self.loop.create_task(self.watch())
                             await self.send(
                                 {"type": "http.response.start", "status": start[0],
                                  "headers": start[1]}
                             )
-                        await self._send_chunks(items, phase is HandoffPhase.FINISHED
+                        await self._send_chunks(items, phase is _FINISHED
                                                 and outcome is None)
                         out.release(count, nbytes)
-                    elif phase is HandoffPhase.FINISHED and outcome is None and started:
+                    elif phase is _FINISHED and outcome is None and started:
                         await self.send(_END)
                     if type(outcome) is _Whole:
-                        await self._send_whole(outcome)
+                        # the response in one piece: a list body or a pathsend file (inline,
+                        # not a coroutine of its own: every small response comes this way)
+                        (code, raw), chunks, path = outcome
+                        await self.send({"type": "http.response.start", "status": code,
+                                         "headers": raw})
+                        if path is not None:
+                            await self.send({"type": "http.response.pathsend", "path": path})
+                        else:
+                            await self._send_chunks(list(chunks) or [b""], True)
                 except OSError as exc:
                     logger.info("%s: the client disconnected: %s", self._where(), exc)
                     self.client_gone(exc)
                     break
-                if phase is HandoffPhase.FINISHED:
+                if phase is _FINISHED:
                     if type(outcome) is _Failure:
                         failure = outcome
                     break
@@ -606,8 +630,8 @@ class _WsgiCall:
         finally:
             if self.reader is not None or self.watcher is not None:
                 await self._stop_tasks()
-        if out.phase is HandoffPhase.CLOSED:
-            await self.ended.take()
+        if out.phase is _CLOSED:
+            await out.finished()
         if failure is not None:
             error = failure.take()
             failure = None
@@ -626,7 +650,7 @@ class _WsgiCall:
                 chunks = [b"".join(chunks)]
         end = len(chunks) - 1
         for i, chunk in enumerate(chunks):
-            if self.out.phase is HandoffPhase.CLOSED:
+            if self.out.phase is _CLOSED:
                 return
             await send({"type": "http.response.body", "body": chunk,
                         "more_body": not (last and i == end)})
@@ -634,16 +658,6 @@ class _WsgiCall:
             if self.sends >= _SENDS_PER_YIELD:
                 self.sends = 0
                 await asyncio.sleep(0)
-
-    async def _send_whole(self, whole):
-        """A response handed over in one piece: a list body or a pathsend file."""
-        code, raw = whole.start
-        send = self.send
-        await send({"type": "http.response.start", "status": code, "headers": raw})
-        if whole.path is not None:
-            await send({"type": "http.response.pathsend", "path": whole.path})
-        else:
-            await self._send_chunks(list(whole.chunks) or [b""], True)
 
     async def _stop_tasks(self):
         tasks = [t for t in (self.reader, self.watcher) if t is not None and not t.done()]
@@ -694,14 +708,17 @@ class WSGIMiddleware:
 
     async def asgi(self, scope, receive, send):
         """The ASGI 3 application."""
-        require_asyncio()
+        try:
+            loop = get_running_loop()
+        except RuntimeError:
+            raise asyncio_required() from None
         try:
             kind = scope["type"]
         except KeyError:
             raise KeyError("the ASGI scope has no 'type' key (ASGI spec: 'http', 'websocket' or "
                            "'lifespan')") from None
         if kind == "http":
-            await self._http(scope, receive, send)
+            await self._http(scope, receive, send, loop)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         elif kind == "websocket":
@@ -740,7 +757,7 @@ class WSGIMiddleware:
         for thread in threads:
             thread.join()
 
-    async def _http(self, scope, receive, send):
+    async def _http(self, scope, receive, send, loop):
         try:
             count = len(scope.get("headers"))
         except TypeError:
@@ -783,7 +800,6 @@ class WSGIMiddleware:
                 pieces.append(piece)
                 size += len(piece)
             more = message.get("more_body", False)
-        loop = asyncio.get_running_loop()
         call = _WsgiCall(self.app, scope, receive, send, loop, self.send_queue_size,
                          self._script_name)
         if more:

@@ -591,6 +591,37 @@ def test_close_after_finish_drops_what_was_not_taken(loop, loop_is):
     assert h.put("b") is False
 
 
+def test_finish_after_close_ends_a_loop_consumers_wait_for_the_producer(loop):
+    """The consumer left (``close``) and waits in ``finished()``: it ends only when the thread
+    producer calls ``finish()``, woken by one schedule call, and the stream stays closed."""
+    schedule = ManualSchedule()
+    h = Handoff(loop, "consumer", signal=Signal(), schedule=schedule)
+    h.put("a")
+    h.close("left")
+    waiter = loop.create_task(h.finished())
+    spin(loop)
+    assert not waiter.done(), "finished() returned before the producer finished"
+    assert schedule.calls == 0
+    h.finish("late")
+    h.finish("later")
+    assert schedule.calls == 1
+    schedule.run()
+    spin(loop)
+    assert waiter.done() and waiter.result() is None
+    batch = h.poll()
+    assert (batch.items, batch.phase, batch.outcome) == ([], Phase.CLOSED, "left")
+    assert h.put("b") is False
+
+
+def test_finished_returns_at_once_when_the_producer_finished_before_close(loop):
+    schedule = ManualSchedule()
+    h = Handoff(loop, "consumer", schedule=schedule)
+    h.finish()
+    h.close("left")
+    run(loop, h.finished())
+    assert schedule.calls == 0
+
+
 # ---- 6. deadlines, not timeouts that restart ---------------------------------------------------
 
 @pytest.mark.parametrize("which", ["take_wait", "wait_room", "wait_demand"])
