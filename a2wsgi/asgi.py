@@ -635,7 +635,8 @@ class _ASGICall:
                 _report(self._environ, "the ASGI app raised an exception", error)
             self._to(Phase.FAILED)
             self._response.finish(error)
-        self._wake_receivers()
+        if self._receivers:
+            self._wake_receivers()
         task_end = self._task_end
         self._task_end = _TASK_OVER
         if task_end is not None:
@@ -658,7 +659,8 @@ class _ASGICall:
         if self._phase not in _OVER:
             self._to(Phase.GONE)
         self._disconnected = True
-        self._wake_receivers()
+        if self._receivers:
+            self._wake_receivers()
         if self._wait_time is not None and self._task is not None and self._cancel_timer is None:
             self._cancel_timer = self._loop.call_later(max(self._wait_time, 0.0), self._cancel)
 
@@ -672,12 +674,13 @@ class _ASGICall:
         self._on_gone()
 
     def _wake_receivers(self):
+        """Resolve the waiting ``receive()`` calls (callers check ``_receivers`` first: the
+        call is skipped on the usual path, where nobody waits)."""
         waiters = self._receivers
-        if waiters:
-            self._receivers = []
-            for fut in waiters:
-                if not fut.done():
-                    fut.set_result(None)
+        self._receivers = []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
 
     async def _wait_receivers(self):
         fut = self._loop.create_future()
@@ -718,7 +721,8 @@ class _ASGICall:
                     batch = await request.take()
             finally:
                 self._reading = False
-                self._wake_receivers()
+                if self._receivers:
+                    self._wake_receivers()
             for piece in batch.items:
                 incoming.append({"type": "http.request", "body": piece, "more_body": True})
             if batch.phase is not Stream.OPEN:
@@ -827,7 +831,8 @@ class _ASGICall:
                 return
             self._ended_at = time.monotonic()
             self._to(Phase.ENDED)
-            self._wake_receivers()
+            if self._receivers:
+                self._wake_receivers()
             if phase is Phase.STARTED:
                 status, headers = self._start
                 final = [_Head(status, headers, True)]
@@ -861,7 +866,8 @@ class _ASGICall:
             f = open(path, "rb")  # rule 8: opened before send() returns; OSError goes to the app
             self._ended_at = time.monotonic()
             self._to(Phase.ENDED)
-            self._wake_receivers()
+            if self._receivers:
+                self._wake_receivers()
             status, headers = self._start
             self._final = [_Head(status, headers, True, f)]
             self._loop.call_soon(self._hand_end_unless_done)
