@@ -594,6 +594,18 @@ class _ASGICall:
             return
         task.add_done_callback(self._task_done)
 
+    def begin_inline(self, scope, early):
+        """Inline mode's ``begin``, called on the serving thread, which owns the loop (not running
+        now), so that the task's first step runs in the loop's first iteration instead of the one
+        after a scheduled ``begin``. The app is called inside the task, as ``begin`` calls it on
+        the running loop and in a copy of the serving thread's context."""
+        self._early = early
+        self._task = task = self._loop.create_task(self._call_app(scope))
+        task.add_done_callback(self._task_done)
+
+    async def _call_app(self, scope):
+        await self._app(scope, self.receive, self.send)
+
     def _task_done(self, task):
         self._task = None
         if task.cancelled():
@@ -1039,7 +1051,8 @@ class ASGIMiddleware:
         if self.inline:
             grace = INLINE_GONE_GRACE if self.wait_time is None else max(self.wait_time, 0.0)
             call = _ASGICall(self, loop, environ, start_response, loop.call_soon, runtime.signal(), grace)
-        else:
-            call = _ASGICall(self, loop, environ, start_response)
+            call.begin_inline(scope, call.read_small_body(length))
+            return call.respond()
+        call = _ASGICall(self, loop, environ, start_response)
         call._schedule(call.begin, scope, call.read_small_body(length))
         return call.respond()
