@@ -216,7 +216,8 @@ _INPUT_FAILED = _Gone("reading wsgi.input failed")
 
 class _Chunks(list):
     """A complete response: a list (``len() == 1`` lets the server set Content-Length) whose
-    ``close()`` waits for the app's remaining work as the streaming iterable's does."""
+    ``close()`` waits for the app's remaining work as the streaming iterable's does. (A plain
+    list when the app task was over by then and, inline, no loop needs driving.)"""
 
     __slots__ = ("_call",)
 
@@ -450,11 +451,16 @@ class _ASGICall:
             self.close()  # the server cannot send this response: for the app, the client went away
             raise
         if head.sized:
-            chunks = _Chunks(self._items[self._pos:])
+            chunks = self._items[self._pos:]
             self._items = []
             self._pos = 0
             self._response.release(len(chunks), sum(map(len, chunks)))
             self._serve(Serving.DONE)
+            if self._end[0].__class__ is not _Running and self._inline_grace is None:
+                # the app task is over and no loop needs driving: close() would have nothing to do
+                self._forget()
+                return chunks
+            chunks = _Chunks(chunks)
             chunks._call = self
             return chunks
         self._serve(Serving.BODY)
