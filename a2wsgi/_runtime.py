@@ -277,13 +277,28 @@ class LoopSignal:
         self._set = False
         return True
 
-    def settle(self, passes=3):
-        """Run the loop for a few passes without waiting, so that what the last callbacks
-        scheduled runs now: an async generator's finalizer (its ``finally``) creates a task, which
-        takes a pass to start and one to run."""
+    def settle(self, passes=9):
+        """Run the loop for up to ``passes`` iterations without waiting, so that what the last
+        callbacks scheduled runs now: an async generator's finalizer (its ``finally``) creates a
+        task, which takes an iteration to start and one to run. Stops at the first iteration that
+        leaves nothing ready to run (asyncio's ready queue, where the loop has one), and does not
+        start the loop when nothing is ready or scheduled: I/O and later timers wait for the
+        next request, as they do between requests."""
         loop = self._loop
-        for _ in range(passes):
-            loop.run_until_complete(asyncio.sleep(0))
+        ready = getattr(loop, "_ready", None)
+        if ready is not None and not ready and not getattr(loop, "_scheduled", True):
+            return
+        left = [passes]
+
+        def step():
+            left[0] -= 1
+            if left[0] <= 0 or (ready is not None and not ready):
+                loop.stop()
+            else:
+                loop.call_soon(step)
+
+        loop.call_soon(step)
+        loop.run_forever()
 
 
 class _InlineRuntime(_Runtime):

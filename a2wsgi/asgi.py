@@ -26,7 +26,7 @@ import traceback
 import weakref
 
 from ._apps import check_asgi_app, wrong_call_error
-from ._handoff import Handoff, Phase as Stream, Signal
+from ._handoff import Batch, Handoff, Phase as Stream, Signal
 from ._hot import asgi_hot
 from ._runtime import Startup, _InlineRuntime, _Runtime
 
@@ -135,14 +135,18 @@ class Phase(enum.Enum):
 
 
 _ALLOWED = {
-    Phase.STARTING: frozenset((Phase.STARTED, Phase.FAILED, Phase.GONE)),
-    Phase.STARTED: frozenset((Phase.STREAMING, Phase.ENDED, Phase.FAILED, Phase.GONE)),
-    Phase.STREAMING: frozenset((Phase.ENDED, Phase.FAILED, Phase.GONE)),
-    Phase.ENDED: frozenset(),
-    Phase.FAILED: frozenset(),
-    Phase.GONE: frozenset(),
+    Phase.STARTING: (Phase.STARTED, Phase.FAILED, Phase.GONE),
+    Phase.STARTED: (Phase.STREAMING, Phase.ENDED, Phase.FAILED, Phase.GONE),
+    Phase.STREAMING: (Phase.ENDED, Phase.FAILED, Phase.GONE),
+    Phase.ENDED: (),
+    Phase.FAILED: (),
+    Phase.GONE: (),
 }
-_OVER = frozenset((Phase.ENDED, Phase.FAILED, Phase.GONE))
+# Tuples, checked with ``in`` (identity first, in C) and reached through an attribute of each
+# member: an Enum's __hash__ is Python code, and a dict or frozenset lookup would call it.
+_OVER = (Phase.ENDED, Phase.FAILED, Phase.GONE)
+for _phase, _next in _ALLOWED.items():
+    _phase.allowed = _next
 
 
 class Serving(enum.Enum):
@@ -155,11 +159,14 @@ class Serving(enum.Enum):
 
 
 _SERVING_ALLOWED = {
-    Serving.HEAD: frozenset((Serving.BODY, Serving.DONE, Serving.CLOSED)),
-    Serving.BODY: frozenset((Serving.DONE, Serving.CLOSED)),
-    Serving.DONE: frozenset((Serving.CLOSED,)),
-    Serving.CLOSED: frozenset(),
+    Serving.HEAD: (Serving.BODY, Serving.DONE, Serving.CLOSED),
+    Serving.BODY: (Serving.DONE, Serving.CLOSED),
+    Serving.DONE: (Serving.CLOSED,),
+    Serving.CLOSED: (),
 }
+for _phase, _next in _SERVING_ALLOWED.items():
+    _phase.allowed = _next
+del _phase, _next
 
 
 class _Head:
@@ -188,6 +195,20 @@ class _Gone:
         return "<%s>" % self.why
 
 
+class _Running:
+    """The response hand-off's outcome when the body ended while the app task still runs: the
+    end time, and the hand-off the loop finishes when the task is done (for ``close()``)."""
+
+    __slots__ = ("ended_at", "task_end")
+
+    def __init__(self, ended_at, task_end):
+        self.ended_at = ended_at
+        self.task_end = task_end
+
+
+#: ``_ASGICall._task_end`` once the app task is over.
+_TASK_OVER = _Gone("the app task is over")
+
 _CLIENT_GONE = _Gone("the client went away")
 _INPUT_SHORT = _Gone("wsgi.input ended before CONTENT_LENGTH")
 _INPUT_FAILED = _Gone("reading wsgi.input failed")
@@ -195,7 +216,8 @@ _INPUT_FAILED = _Gone("reading wsgi.input failed")
 
 class _Chunks(list):
     """A complete response: a list (``len() == 1`` lets the server set Content-Length) whose
-    ``close()`` waits for the app's remaining work as the streaming iterable's does."""
+    ``close()`` waits for the app's remaining work as the streaming iterable's does. (A plain
+    list when the app task was over by then and, inline, no loop needs driving.)"""
 
     __slots__ = ("_call",)
 
@@ -210,16 +232,18 @@ class _ASGICall:
 
     Server's thread: ``respond()`` (waits for the first body message, calls ``start_response``)
     and the WSGI iterable (``__next__``, ``close``), position in ``_serving``. Loop: the app task
-    with ``receive``/``send``, the response in ``_phase``. The two share nothing but the three
-    hand-offs: ``_response`` (the head and body chunks; finished with the end time, or the app's
-    error), ``_request`` (request body pieces, pulled; finished with None or a ``_Gone``) and
-    ``_task_end`` (finished when the app task is done).
+    with ``receive``/``send``, the response in ``_phase``. The two share nothing but the
+    hand-offs: ``_response`` (the head and body chunks; finished with the end time, a ``_Running``
+    when the app task outlives the body, or the app's error), ``_request`` (request body pieces,
+    pulled; finished with None or a ``_Gone``; only for a body streamed to the app: one read
+    before the app starts goes with the hop, as a finished ``Batch``) and the task-end hand-off a
+    waiting ``close()`` polls (finished when the app task is done; created only when one waits).
     """
 
     # slots: more than 30 attributes would leave an instance dict unshared, built key by key
     __slots__ = (
         "_owner", "_app", "_loop", "_environ", "_start_response", "_wait_time", "_signal",
-        "_schedule", "_inline_grace", "_response", "_request", "_task_end",
+        "_schedule", "_inline_grace", "_response", "_request", "_task_end", "_early",
         "_serving", "_items", "_pos", "_head", "_end", "_input", "_remaining", "_input_open",
         "_input_short",
         "_phase", "_task", "_start", "_trailers", "_incoming", "_request_done", "_disconnected",
@@ -238,8 +262,7 @@ class _ASGICall:
         signal = self._signal = Signal() if signal is None else signal
         self._schedule = schedule = loop.call_soon_threadsafe if schedule is None else schedule
         self._response = Handoff(loop, "producer", HELD_CHUNKS, HELD_BYTES, signal, schedule)
-        self._request = Handoff(loop, "consumer", signal=signal, schedule=schedule)
-        self._task_end = Handoff(loop, "producer", signal=signal, schedule=schedule)
+        self._request = None  # created by read_small_body() for a body streamed to the app
         # server's thread
         self._serving = Serving.HEAD
         self._items = []          # body chunks taken and not yet yielded, from _pos on
@@ -262,43 +285,49 @@ class _ASGICall:
         self._receivers = []
         self._senders = collections.deque()  # send() calls waiting their turn, in call order
         self._final = None           # items of the last body message, handed over by _hand_end
+        self._early = None           # the request body read before the app started (a Batch)
+        self._task_end = None        # the hand-off a waiting close() polls; _TASK_OVER at the end
         self._ended_at = None
         self._cancel_timer = None
 
     # ------------------------------------------------------------------ server's thread
 
     def _serve(self, new):
-        if new not in _SERVING_ALLOWED[self._serving]:
+        if new not in self._serving.allowed:
             raise RuntimeError("ASGIMiddleware: the WSGI iterable cannot go from %s to %s"
                                % (self._serving.name, new.name))
         self._serving = new
 
     def read_small_body(self, length):
-        """Before the app starts: hand over a small request body whole (one hop carries it), or
-        prepare to read a larger one when the app asks."""
+        """Before the app starts: read a small request body whole, returned as a finished
+        ``Batch`` for ``begin`` (one hop carries it); or prepare the request hand-off to read a
+        larger one when the app asks (None)."""
         stream = self._input
-        request = self._request
         if length is None:
             if stream is not None and self._environ.get("wsgi.input_terminated"):
-                self._input_open = True
-                return
+                self._open_request()
+                return None
             length = 0
         if length == 0 or stream is None:
-            request.finish()
-        elif length <= SMALL_BODY:
+            return Batch([], 0, 0, Stream.FINISHED, None)
+        if length <= SMALL_BODY:
             self._remaining = length
             body = self._read(length)
-            if body is not None and self._remaining == 0:
-                request.put(body, len(body))
-                request.finish()
-        else:
-            self._remaining = length
-            self._input_open = True
+            if body.__class__ is _Gone:
+                return Batch([], 0, 0, Stream.FINISHED, body)
+            return Batch([body], 1, len(body), Stream.FINISHED, None)
+        self._remaining = length
+        self._open_request()
+        return None
+
+    def _open_request(self):
+        self._request = Handoff(self._loop, "consumer", signal=self._signal, schedule=self._schedule)
+        self._input_open = True
 
     def _read(self, size):
         """Read up to ``size`` bytes of input (all of them when the length is known), never past
-        ``CONTENT_LENGTH``. None, and the request hand-off finished with a ``_Gone``, when the
-        input ended early or failed."""
+        ``CONTENT_LENGTH``. A ``_Gone`` (the request hand-off, if any, finished with it) when
+        the input ended early or failed."""
         stream = self._input
         remaining = self._remaining
         try:
@@ -319,12 +348,12 @@ class _ASGICall:
                     data = b"".join(parts)
                 if len(data) < size:
                     self._input_done(_INPUT_SHORT, len(data))
-                    return None
+                    return _INPUT_SHORT
                 self._remaining = remaining - len(data)
         except Exception as exc:
             _report(self._environ, "reading the request body failed: %r" % (exc,), level=logging.DEBUG)
             self._input_done(_INPUT_FAILED)
-            return None
+            return _INPUT_FAILED
         return data
 
     def _input_done(self, gone, got=None):
@@ -334,7 +363,8 @@ class _ASGICall:
             _report(self._environ, "the request body ended after %d of %d bytes (CONTENT_LENGTH)"
                     % (self._environ_length() - self._remaining + got, self._environ_length()),
                     level=logging.DEBUG)
-        self._request.finish(gone)
+        if self._request is not None:
+            self._request.finish(gone)
 
     def _environ_length(self):
         try:
@@ -361,7 +391,7 @@ class _ASGICall:
                     return
             else:
                 data = self._read(min(READ_SIZE, remaining))
-                if data is None:
+                if data.__class__ is _Gone:
                     return
             if not request.put(data, len(data)):
                 self._input_open = False
@@ -421,11 +451,16 @@ class _ASGICall:
             self.close()  # the server cannot send this response: for the app, the client went away
             raise
         if head.sized:
-            chunks = _Chunks(self._items[self._pos:])
+            chunks = self._items[self._pos:]
             self._items = []
             self._pos = 0
             self._response.release(len(chunks), sum(map(len, chunks)))
             self._serve(Serving.DONE)
+            if self._end[0].__class__ is not _Running and self._inline_grace is None:
+                # the app task is over and no loop needs driving: close() would have nothing to do
+                self._forget()
+                return chunks
+            chunks = _Chunks(chunks)
             chunks._call = self
             return chunks
         self._serve(Serving.BODY)
@@ -493,13 +528,18 @@ class _ASGICall:
         self._serve(Serving.CLOSED)
         self._items = []
         self._pos = 0
+        request = self._request
         if self._end is None:
             self._input_open = False
             self._response.close(_CLIENT_GONE)
-            self._request.finish(_CLIENT_GONE)
-            self._schedule(self._on_gone)
-            if self._inline_grace is not None:
-                self._drive_after_gone()
+            if request is not None:
+                request.finish(_CLIENT_GONE)
+            if self._inline_grace is None:
+                self._schedule(self._on_gone)
+            else:
+                task_end = Handoff(self._loop, "producer", signal=self._signal, schedule=self._schedule)
+                self._schedule(self._client_gone, task_end)
+                self._drive_after_gone(task_end)
             return
         outcome = self._end[0]
         if isinstance(outcome, BaseException):
@@ -509,27 +549,28 @@ class _ASGICall:
             self._forget()
             return
         self._input_open = False
-        self._request.finish(_CLIENT_GONE)
-        wait_time = self._wait_time
-        deadline = None if wait_time is None else outcome + max(wait_time, 0.0)
-        task_end = self._task_end
-        while task_end.poll() is None:
-            if not self._signal.wait(deadline):
-                if task_end.poll() is None:
-                    self._schedule(self._cancel)
-                    return
-                break
+        if request is not None:
+            request.finish(_CLIENT_GONE)
+        if outcome.__class__ is _Running:  # the app task outlived its body: wait for it
+            wait_time = self._wait_time
+            deadline = None if wait_time is None else outcome.ended_at + max(wait_time, 0.0)
+            task_end = outcome.task_end
+            while task_end.poll() is None:
+                if not self._signal.wait(deadline):
+                    if task_end.poll() is None:
+                        self._schedule(self._cancel)
+                        return
+                    break
         if self._inline_grace is not None:
             self._signal.settle()
         self._forget()
 
-    def _drive_after_gone(self):
+    def _drive_after_gone(self, task_end):
         """Inline mode: nobody else runs the loop, so let the app hear of the disconnect now (its
         ``send()`` raises, a streaming generator's ``finally`` runs): drive the loop until the
         task ends, for at most ``wait_time`` (or ``INLINE_GONE_GRACE`` when it is None). What is
         left goes on while a later request drives the loop."""
         deadline = time.monotonic() + self._inline_grace
-        task_end = self._task_end
         while task_end.poll() is None:
             if not self._signal.wait(deadline):
                 return
@@ -542,19 +583,34 @@ class _ASGICall:
     # ------------------------------------------------------------------ loop
 
     def _to(self, new):
-        if new not in _ALLOWED[self._phase]:
+        if new not in self._phase.allowed:
             raise RuntimeError("ASGIMiddleware: a response cannot go from %s to %s"
                                % (self._phase.name, new.name))
         self._phase = new
 
-    def begin(self, scope):
-        """Start the app task (on the loop: the one hop of the request)."""
+    def begin(self, scope, early):
+        """Start the app task (on the loop: the one hop of the request). ``early``: the request
+        body read before, as a finished ``Batch``, or None when it is streamed through
+        ``_request``."""
+        self._early = early
         try:
             self._task = task = self._loop.create_task(self._app(scope, self.receive, self.send))
         except Exception as exc:
             self._ended(exc)
             return
         task.add_done_callback(self._task_done)
+
+    def begin_inline(self, scope, early):
+        """Inline mode's ``begin``, called on the serving thread, which owns the loop (not running
+        now), so that the task's first step runs in the loop's first iteration instead of the one
+        after a scheduled ``begin``. The app is called inside the task, as ``begin`` calls it on
+        the running loop and in a copy of the serving thread's context."""
+        self._early = early
+        self._task = task = self._loop.create_task(self._call_app(scope))
+        task.add_done_callback(self._task_done)
+
+    async def _call_app(self, scope):
+        await self._app(scope, self.receive, self.send)
 
     def _task_done(self, task):
         self._task = None
@@ -573,7 +629,6 @@ class _ASGICall:
             self._cancel_timer = None
         phase = self._phase
         if phase is Phase.ENDED:
-            self._hand_end()
             if error is not None:
                 _report(self._environ, "the ASGI app raised an exception after its response", error)
         elif phase is Phase.GONE:
@@ -598,10 +653,17 @@ class _ASGICall:
                 _report(self._environ, "the ASGI app raised an exception", error)
             self._to(Phase.FAILED)
             self._response.finish(error)
-        self._wake_receivers()
-        self._task_end.finish()
+        if self._receivers:
+            self._wake_receivers()
+        task_end = self._task_end
+        self._task_end = _TASK_OVER
+        if task_end is not None:
+            task_end.finish()
         if error is not None:
             _clear_frames(error)
+        if phase is Phase.ENDED:
+            # last: the WSGI thread, woken by it, does not wait for the task's end (it is this)
+            self._hand_end(False)
 
     def _cancel(self):
         task = self._task
@@ -615,17 +677,28 @@ class _ASGICall:
         if self._phase not in _OVER:
             self._to(Phase.GONE)
         self._disconnected = True
-        self._wake_receivers()
+        if self._receivers:
+            self._wake_receivers()
         if self._wait_time is not None and self._task is not None and self._cancel_timer is None:
             self._cancel_timer = self._loop.call_later(max(self._wait_time, 0.0), self._cancel)
 
+    def _client_gone(self, task_end):
+        """Inline mode's ``close()`` before the body's end: ``_on_gone``, and ``task_end`` to be
+        finished when the app task is done (at once if it is)."""
+        if self._task_end is _TASK_OVER:
+            task_end.finish()
+        else:
+            self._task_end = task_end  # replaces one handed with a response the thread never took
+        self._on_gone()
+
     def _wake_receivers(self):
+        """Resolve the waiting ``receive()`` calls (callers check ``_receivers`` first: the
+        call is skipped on the usual path, where nobody waits)."""
         waiters = self._receivers
-        if waiters:
-            self._receivers = []
-            for fut in waiters:
-                if not fut.done():
-                    fut.set_result(None)
+        self._receivers = []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
 
     async def _wait_receivers(self):
         fut = self._loop.create_future()
@@ -658,12 +731,16 @@ class _ASGICall:
             self._reading = True
             try:
                 request = self._request
-                if request.phase is Stream.OPEN:
-                    request.want()
-                batch = await request.take()
+                if request is None:
+                    batch, self._early = self._early, None
+                else:
+                    if request.phase is Stream.OPEN:
+                        request.want()
+                    batch = await request.take()
             finally:
                 self._reading = False
-                self._wake_receivers()
+                if self._receivers:
+                    self._wake_receivers()
             for piece in batch.items:
                 incoming.append({"type": "http.request", "body": piece, "more_body": True})
             if batch.phase is not Stream.OPEN:
@@ -697,8 +774,9 @@ class _ASGICall:
             else:
                 senders.remove(fut)
 
-    def _hand_end(self):
-        """Hand over the last body message and finish the response hand-off with its time."""
+    def _hand_end(self, running):
+        """Hand over the last body message and finish the response hand-off with its time, and
+        (the app task still ``running``) the hand-off the loop finishes at the task's end."""
         final = self._final
         if final is None:
             return
@@ -710,14 +788,21 @@ class _ASGICall:
                     item.file.close()
             else:
                 response.put(item, len(item))
-        response.finish(self._ended_at)
+        if running:
+            task_end = self._task_end
+            if task_end is None:
+                task_end = self._task_end = Handoff(self._loop, "producer", signal=self._signal,
+                                                    schedule=self._schedule)
+            response.finish(_Running(self._ended_at, task_end))
+        else:
+            response.finish(self._ended_at)
 
     def _hand_end_unless_done(self):
         """Deferred by one loop turn after the last body message: if the task finished meanwhile,
         its done callback hands the end over, so that the WSGI thread wakes once for both."""
         task = self._task
         if task is None or not task.done():
-            self._hand_end()
+            self._hand_end(task is not None)
 
     def _refused(self, kind):
         phase = self._phase
@@ -764,7 +849,8 @@ class _ASGICall:
                 return
             self._ended_at = time.monotonic()
             self._to(Phase.ENDED)
-            self._wake_receivers()
+            if self._receivers:
+                self._wake_receivers()
             if phase is Phase.STARTED:
                 status, headers = self._start
                 final = [_Head(status, headers, True)]
@@ -798,7 +884,8 @@ class _ASGICall:
             f = open(path, "rb")  # rule 8: opened before send() returns; OSError goes to the app
             self._ended_at = time.monotonic()
             self._to(Phase.ENDED)
-            self._wake_receivers()
+            if self._receivers:
+                self._wake_receivers()
             status, headers = self._start
             self._final = [_Head(status, headers, True, f)]
             self._loop.call_soon(self._hand_end_unless_done)
@@ -970,8 +1057,8 @@ class ASGIMiddleware:
         if self.inline:
             grace = INLINE_GONE_GRACE if self.wait_time is None else max(self.wait_time, 0.0)
             call = _ASGICall(self, loop, environ, start_response, loop.call_soon, runtime.signal(), grace)
-        else:
-            call = _ASGICall(self, loop, environ, start_response)
-        call.read_small_body(length)
-        call._schedule(call.begin, scope)
+            call.begin_inline(scope, call.read_small_body(length))
+            return call.respond()
+        call = _ASGICall(self, loop, environ, start_response)
+        call._schedule(call.begin, scope, call.read_small_body(length))
         return call.respond()

@@ -13,6 +13,7 @@ same request as the bench's sequential echo rows), for ours and for the bare hop
 change to the middlewares costs or saves on a whole request, and how much of it is beyond the hop.
 They run two threads (the loop's and a worker), which valgrind serialises; their counts repeat to
 within a small fraction of a percent rather than to the instruction, and use a tenth of the calls.
+``aw_request`` is also counted for ``ours-inline`` (``inline=True``: one thread, no hop).
 """
 
 import argparse
@@ -33,6 +34,8 @@ IMPLS = ("ours-compiled", "ours-pure", "upstream")
 # Whole requests, in process (``_worker.py loop IMPL wa_request N``), and who is counted for them.
 REQUESTS = ("wa_request", "aw_request")
 REQUEST_IMPLS = ("ours-compiled", "ours-pure", "hop")
+# Counted for one direction only: inline mode exists for A->W alone.
+DIRECTION_IMPLS = {"aw_request": ("ours-inline",)}
 _COLLECTED = re.compile(rb"Collected\s*:\s*(\d+)")
 
 
@@ -61,7 +64,8 @@ def measure(calls=2000, base=200, impls=IMPLS, funcs=FUNCS + REQUESTS, python=sy
     """``{func: {label: instructions per call or None}}``; whole requests are counted over a tenth of
     ``calls`` (and of ``base``), for ``request_impls``."""
     results = {}
-    wanted = tuple(impls) + tuple(request_impls)
+    extra = tuple(label for func in funcs for label in DIRECTION_IMPLS.get(func, ()))
+    wanted = tuple(impls) + tuple(request_impls) + extra
     for label in sorted(set(wanted), key=wanted.index):
         # Byte-compile what the counted runs import, so that neither of them pays for it.
         impl, env = peers.worker_env(label)
@@ -72,7 +76,8 @@ def measure(calls=2000, base=200, impls=IMPLS, funcs=FUNCS + REQUESTS, python=sy
             row = results[func] = {}
             whole = func in REQUESTS
             n, start = (max(20, calls // 10), max(10, base // 10)) if whole else (calls, base)
-            for label in (request_impls if whole else impls):
+            labels = tuple(request_impls) + DIRECTION_IMPLS.get(func, ()) if whole else impls
+            for label in labels:
                 small = _count(label, func, start, python, outdir)
                 if small is None:
                     row[label] = None
