@@ -118,7 +118,7 @@ def _outcome(func, headers):
 
 
 @pytest.mark.c_extension
-@settings(max_examples=10_000, deadline=None)
+@settings(max_examples=2_000, deadline=None)
 @given(st.lists(st.one_of(_pair, _pair, _pair, _odd), max_size=12))
 def test_pure_and_compiled_agree(pure, compiled, headers):
     assert _outcome(compiled.wsgi_hot.translate_request_headers, headers) == _outcome(
