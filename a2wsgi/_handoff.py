@@ -340,16 +340,24 @@ class Handoff:
         """Thread producer: wait until ``has_room()``; False if ``deadline`` came first."""
         return self._thread_wait(self._room_locked, deadline)
 
-    def finish(self, outcome=None):
-        """End the stream: the items put so far are the last. ``outcome`` (None for a clean end)
-        reaches the consumer with the last batch. Only the first call counts; one after
-        ``close()`` only wakes a loop consumer waiting in ``finished()``."""
+    def finish(self, outcome=None, last=None, nbytes=0, count=0):
+        """End the stream: the items put so far, then the items of the list ``last`` (their
+        total ``nbytes`` and ``count`` as ``put`` would take them), are the last; the same as
+        putting each of ``last`` and then finishing, in one lock round and one wake-up.
+        ``outcome`` (None for a clean end) reaches the consumer with the last batch. False, and
+        ``last`` is dropped, once the consumer closed the stream. Only the first call counts;
+        one after ``close()`` only wakes a loop consumer waiting in ``finished()``."""
         lock = self._lock
         lock.acquire()
         try:
             if self.phase is not _OPEN:
-                if self.phase is _FINISHED or self._producer_ended:
-                    return
+                if self.phase is _FINISHED:
+                    if last:
+                        raise RuntimeError("Handoff.finish() with items after finish()")
+                    return True
+                if self._producer_ended:
+                    return False
+                taken = False
                 # After close(): every other waiter was woken by close()
                 self._producer_ended = True
                 wake_loop = False
@@ -359,6 +367,13 @@ class Handoff:
                 wake_thread = False
                 waiters = None
             else:
+                taken = True
+                if last:
+                    self._items.extend(last)
+                    self._count += count
+                    self._nbytes += nbytes
+                    self.held_items += count
+                    self.held_bytes += nbytes
                 self.phase = _FINISHED
                 self._outcome = outcome
                 self._producer_ended = True
@@ -383,6 +398,7 @@ class Handoff:
             self._schedule_loop_wake()
         if waiters is not None:
             _resolve_all(waiters)
+        return taken
 
     def _wanted_locked(self):
         return self._wanted or self.phase is not _OPEN

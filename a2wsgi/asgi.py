@@ -781,21 +781,22 @@ class _ASGICall:
         if final is None:
             return
         self._final = None
-        response = self._response
-        for item in final:
-            if item.__class__ is _Head:
-                if not response.put(item, 0, 0) and item.file is not None:
-                    item.file.close()
-            else:
-                response.put(item, len(item))
         if running:
             task_end = self._task_end
             if task_end is None:
                 task_end = self._task_end = Handoff(self._loop, "producer", signal=self._signal,
                                                     schedule=self._schedule)
-            response.finish(_Running(self._ended_at, task_end))
+            outcome = _Running(self._ended_at, task_end)
         else:
-            response.finish(self._ended_at)
+            outcome = self._ended_at
+        # The last message's items go with the end, in one lock round: a head, a body, or both.
+        body = final[-1] if final else None
+        if body.__class__ is bytes:
+            taken = self._response.finish(outcome, final, len(body), 1)
+        else:
+            taken = self._response.finish(outcome, final)
+        if not taken and final and final[0].__class__ is _Head and final[0].file is not None:
+            final[0].file.close()
 
     def _hand_end_unless_done(self):
         """Deferred by one loop turn after the last body message: if the task finished meanwhile,

@@ -129,13 +129,9 @@ class CountingSignal(Signal):
         return super().set()
 
 
-@pytest.mark.cpython_only(reason="%s: the WSGI thread can wake between the three lock rounds of a "
-                                  "response's end and be woken again (a known gap, see below)")
 def test_one_hop_and_one_wakeup_per_small_request(middlewares, monkeypatch):
-    # Known gap: the end of a response is put as the head, the last chunk and finish(), three lock
-    # rounds; a WSGI thread that wakes between them (seen on PyPy, 3 requests in 200) is woken
-    # again. The response is the same; putting the end in one lock round would make this count
-    # exact everywhere.
+    # The end of a response (its head, last chunk and finish) is handed over in one lock round,
+    # so a WSGI thread cannot wake between them and be woken again.
     import a2wsgi.asgi as mod
 
     loop = CountingLoop()

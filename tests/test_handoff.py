@@ -377,9 +377,11 @@ def _thread_case(loop, name):
             return before_deadline(h.take_wait)
 
         notify = {"take_wait/put": lambda: h.put("a", 1),
-                  "take_wait/finish": lambda: h.finish("end")}[name]
+                  "take_wait/finish": lambda: h.finish("end"),
+                  "take_wait/finish+last": lambda: h.finish("end", ["z"], 1, 1)}[name]
         expect = {"take_wait/put": (["a"], Phase.OPEN, None),
-                  "take_wait/finish": ([], Phase.FINISHED, "end")}[name]
+                  "take_wait/finish": ([], Phase.FINISHED, "end"),
+                  "take_wait/finish+last": (["z"], Phase.FINISHED, "end")}[name]
 
         def check(batch):
             assert (batch.items, batch.phase, batch.outcome) == expect
@@ -403,10 +405,10 @@ def _thread_case(loop, name):
 
         def check(result):
             assert result is True
-    return h, wait, notify, check, name.split("/")[1]
+    return h, wait, notify, check, name.split("/")[1].split("+")[0]
 
 
-THREAD_CASES = ["take_wait/put", "take_wait/finish", "wait_room/release", "wait_room/close",
+THREAD_CASES = ["take_wait/put", "take_wait/finish", "take_wait/finish+last", "wait_room/release", "wait_room/close",
                 "wait_demand/want", "wait_demand/close"]
 
 
@@ -589,6 +591,37 @@ def test_close_after_finish_drops_what_was_not_taken(loop, loop_is):
     batch = h.poll()
     assert (batch.items, batch.phase, batch.outcome) == ([], Phase.CLOSED, "left")
     assert h.put("b") is False
+
+
+def test_finish_with_last_items_puts_them_and_ends_in_one_wake_up(loop):
+    """``finish(outcome, last, nbytes, count)`` is ``put`` of each of ``last`` and ``finish``
+    in one lock round: a waiting thread consumer is signalled once and takes them with the end."""
+    h = Handoff(loop, "producer", max_items=4)    # the loop produces, the thread consumes
+    h.put("a", 1)
+    assert h.poll().items == ["a"]
+    assert h.poll() is None                       # the thread registers as waiting
+    assert h.finish("end", ["head", "body"], 4, 1) is True
+    assert h.signal.wait(time.monotonic()) is True
+    assert h.signal.wait(time.monotonic()) is False, "woken twice for one end"
+    batch = h.poll()
+    assert (batch.items, batch.count, batch.nbytes, batch.phase, batch.outcome) == (
+        ["head", "body"], 1, 4, Phase.FINISHED, "end")
+    assert (h.held_items, h.held_bytes) == (2, 5)   # "a" and "body": released when delivered
+    h.release(2, 5)
+    assert (h.held_items, h.held_bytes) == (0, 0)
+    assert h.finish("again") is True                 # idempotent without items
+    with pytest.raises(RuntimeError, match="after finish"):
+        h.finish("again", ["late"], 4, 1)            # items after the end are a caller's bug
+
+
+@pytest.mark.parametrize("loop_is", ["producer", "consumer"])
+def test_finish_with_last_items_after_close_drops_them_and_says_so(loop, loop_is):
+    h = Handoff(loop, loop_is)
+    h.close("left")
+    assert h.finish("end", ["head"], 0, 0) is False
+    assert h.finish("end", ["head"], 0, 0) is False
+    batch = h.poll()
+    assert (batch.items, batch.phase, batch.outcome) == ([], Phase.CLOSED, "left")
 
 
 def test_finish_after_close_ends_a_loop_consumers_wait_for_the_producer(loop):
@@ -1174,10 +1207,28 @@ class HandoffMachine(RuleBasedStateMachine):
             self._on("producer", self.h.put, "late")
 
     @precondition(lambda self: not self._thread_busy("producer") and self.steps >= ENDS_AFTER)
-    @rule(outcome=st.sampled_from([None, "error"]))
-    def finish(self, outcome):
-        self._on("producer", self.h.finish, outcome)
+    @rule(outcome=st.sampled_from([None, "error"]), last=st.lists(st.integers(0, 4), max_size=1))
+    def finish(self, outcome, last=()):
+        # With ``last``: an item put together with the end, in the same lock round (after
+        # waiting for room, as before a put).
+        if last and self.phase is Phase.OPEN and not self._on("producer", self.h.has_room):
+            assert not self._room()
+            last = []
+        if last and self.phase is Phase.FINISHED:
+            with pytest.raises(RuntimeError):
+                self._on("producer", self.h.finish, outcome, ["late"], 1, 1)
+            return
+        items = list(range(self.next_item, self.next_item + len(last)))
+        self.next_item += len(last)
+        taken = self._on("producer", self.h.finish, outcome, items, sum(last), len(last))
+        assert taken == (self.phase is not Phase.CLOSED)
         if self.phase is Phase.OPEN:
+            for item, size in zip(items, last):
+                self.sizes[item] = size
+                self.put_items.append(item)
+                self.untaken.append(item)
+                self.held_items += 1
+                self.held_bytes += size
             self.phase = Phase.FINISHED
             self.outcome = outcome
         self._check_waiters()
