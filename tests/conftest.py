@@ -5,6 +5,9 @@ marked ``c_extension`` and imports ``a2wsgi._speedups.*`` directly, so a missing
 error, never a skip. ``--no-c-extensions`` deselects it (PyPy, or a pure-only check);
 ``--compiled-only`` deselects the pure parameter instead (the per-Python wheel checks of
 ``.ci/run``; the differential tests, which compare the two directly, still run).
+``--selection-only`` keeps only the tests that are not parametrised over the implementation:
+they run against the one the package selected at import (the ``A2WSGI_PURE=1`` pass of
+``tests/run.py``; the parametrised tests already ran against both).
 The ``impl`` fixture also rebinds the orchestration modules (``a2wsgi.wsgi``, ``a2wsgi.asgi``)
 to the chosen implementation for the duration of one test.
 """
@@ -35,22 +38,36 @@ def pytest_addoption(parser):
              "main run already covers the pure implementation",
     )
 
+    parser.addoption(
+        "--selection-only",
+        action="store_true",
+        default=False,
+        help="run only the tests not parametrised over the implementation (they use the one "
+             "the package selected at import, e.g. with A2WSGI_PURE=1)",
+    )
 
-def _runs_pure(item):
+
+def _impl_param(item):
     callspec = getattr(item, "callspec", None)
-    return callspec is not None and callspec.params.get("hot") == "pure"
+    return callspec.params.get("hot") if callspec is not None else None
 
 
 def pytest_collection_modifyitems(config, items):
     no_compiled = config.getoption("--no-c-extensions")
     compiled_only = config.getoption("--compiled-only")
+    selection_only = config.getoption("--selection-only")
     if no_compiled and compiled_only:
         raise pytest.UsageError("--no-c-extensions and --compiled-only exclude each other")
-    if not (no_compiled or compiled_only):
+    if not (no_compiled or compiled_only or selection_only):
         return
     kept, dropped = [], []
     for item in items:
-        drop = item.get_closest_marker("c_extension") if no_compiled else _runs_pure(item)
+        if selection_only and _impl_param(item) is not None:
+            drop = True
+        elif no_compiled:
+            drop = item.get_closest_marker("c_extension")
+        else:
+            drop = compiled_only and _impl_param(item) == "pure"
         (dropped if drop else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)

@@ -1,6 +1,12 @@
-"""The test command: the suite with the compiled speedups (both implementations), then again with
-``A2WSGI_PURE=1`` (pure only). Fails if the compiled extension was not built, and if pytest
-collected no test (its exit code 5). Extra arguments are passed to pytest.
+"""The test command: the suite with the compiled speedups (every behavioural test against both
+implementations), then, with ``A2WSGI_PURE=1``, the tests that use the implementation the package
+selected at import (``--selection-only``: the rest just ran against the pure one). Fails if the
+compiled extension was not built, and if pytest collected no test (its exit code 5). Extra
+arguments are passed to pytest.
+
+With pytest-xdist installed (the test extras have it), the tests are spread over
+``A2WSGI_TEST_WORKERS`` processes (default: the CPU count, at most 4; 1 runs them in this
+process's pytest alone), unless the arguments choose (``-n``, ``-p no:xdist``).
 
 Set ``A2WSGI_TEST_NO_COMPILED=1`` on an interpreter without the extension (PyPy): the build check
 is skipped and one pass runs, pure only, with the implementation the interpreter picks by itself
@@ -9,12 +15,24 @@ is skipped and one pass runs, pure only, with the implementation the interpreter
 compiled speedups, the differential tests included; the main run covers the pure implementation.
 """
 
+import importlib.util
 import os
 import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _workers(argv):
+    """The ``-n`` arguments for pytest-xdist, or none."""
+    if any(a == "-n" or a.startswith(("-n", "--numprocesses", "--dist")) for a in argv):
+        return []
+    if "no:xdist" in argv or importlib.util.find_spec("xdist") is None:
+        return []
+    n = os.environ.get("A2WSGI_TEST_WORKERS", "")
+    n = int(n) if n else min(os.cpu_count() or 1, 4)
+    return ["-n", str(n)] if n > 1 else []
 
 
 def _pytest(args, env_extra):
@@ -34,6 +52,7 @@ def _pytest(args, env_extra):
 
 
 def main(argv):
+    argv = list(argv) + _workers(argv)
     no_compiled = os.environ.get("A2WSGI_TEST_NO_COMPILED", "") not in ("", "0")
     if not no_compiled:
         probe = subprocess.run(
@@ -51,7 +70,7 @@ def main(argv):
     if "--compiled-only" in argv:
         return _pytest(list(argv), {})
     code = _pytest(list(argv), {})
-    code2 = _pytest(list(argv) + ["--no-c-extensions"], {"A2WSGI_PURE": "1"})
+    code2 = _pytest(list(argv) + ["--no-c-extensions", "--selection-only"], {"A2WSGI_PURE": "1"})
     return code or code2
 
 

@@ -9,7 +9,9 @@ drives the loop. The behaviour shared with the default mode (bodies, errors, dis
 
 import asyncio
 import os
+import signal
 import threading
+import time
 
 import pytest
 
@@ -212,7 +214,22 @@ def test_tasks_left_running_advance_only_while_a_request_drives_the_loop(inline_
     assert len(ticks) > seen
 
 
+def _wait_child(pid):
+    """``os.waitpid`` with a hang guard: a child that does not exit is killed and fails the test."""
+    deadline = time.monotonic() + HANG_GUARD
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    raise AssertionError("the forked child did not exit within %s s" % HANG_GUARD)
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+# Under pytest-xdist the worker runs execnet's I/O thread, so Python warns about fork().
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_loop_made_before_a_fork_is_never_driven_in_the_child(inline_mw):
     events = []
     mw = inline_mw(_lifespan_app(events))
@@ -231,7 +248,7 @@ def test_a_loop_made_before_a_fork_is_never_driven_in_the_child(inline_mw):
         finally:
             os._exit(code)
     os.close(write)
-    _, status = os.waitpid(pid, 0)
+    status = _wait_child(pid)
     report = os.read(read, 100).decode()
     os.close(read)
     assert os.WEXITSTATUS(status) == 0

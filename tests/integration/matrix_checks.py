@@ -120,10 +120,28 @@ def _tree_rss(pid):
     return total
 
 
+def _settled_tree_rss(pid, limit=15.0):
+    """The tree's RSS once it holds still for half a second (or after ``limit`` seconds): a
+    server can accept connections before its workers have imported the app (uWSGI's ``--http``
+    router does), and that import must not count as growth over the download."""
+    deadline = time.monotonic() + limit
+    last = _tree_rss(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = _tree_rss(pid)
+        if abs(now - last) < MIB:
+            return now
+        last = now
+    return last
+
+
 def download_rss_growth(t, mib=64):
     """Download ``mib`` MiB, pausing after the first MiB so a server that buffers gets the time to;
-    return the growth of the server's RSS (its process tree) over the download, in bytes."""
-    before = _tree_rss(t.pid)
+    return the growth of the server's RSS (its process tree) over the download, in bytes, from
+    the RSS after a 1 MiB warm-up download, once it settled."""
+    status, _, body = t.request("GET", "/download?mib=1")
+    assert status == 200 and len(body) == MIB, (status, len(body))
+    before = _settled_tree_rss(t.pid)
     peak = [before]
     stop = threading.Event()
 
