@@ -35,11 +35,10 @@ def _workers(argv):
     return ["-n", str(n)] if n > 1 else []
 
 
-def _pytest(args, env_extra):
+def _pytest(args, env_extra, label):
     env = dict(os.environ)
     env.pop("A2WSGI_PURE", None)
     env.update(env_extra)
-    label = " ".join("%s=%s" % kv for kv in env_extra.items()) or "compiled + pure"
     print("\n=== pytest (%s) %s" % (label, " ".join(args)), flush=True)
     started = time.monotonic()
     code = subprocess.call([sys.executable, "-m", "pytest", *args], env=env, cwd=os.path.dirname(HERE))
@@ -66,11 +65,12 @@ def main(argv):
                   file=sys.stderr)
             return 1
     if no_compiled:
-        return _pytest(list(argv) + ["--no-c-extensions"], {})
+        return _pytest(argv + ["--no-c-extensions"], {}, "pure, as this interpreter selects")
     if "--compiled-only" in argv:
-        return _pytest(list(argv), {})
-    code = _pytest(list(argv), {})
-    code2 = _pytest(list(argv) + ["--no-c-extensions", "--selection-only"], {"A2WSGI_PURE": "1"})
+        return _pytest(argv, {}, "compiled")
+    code = _pytest(argv, {}, "compiled + pure")
+    code2 = _pytest(argv + ["--no-c-extensions", "--selection-only"], {"A2WSGI_PURE": "1"},
+                    "A2WSGI_PURE=1, the selected implementation")
     return code or code2
 
 
