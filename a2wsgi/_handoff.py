@@ -28,8 +28,12 @@ Invariants (each has a test in ``tests/test_handoff.py``):
 6. Waits on the thread side take a deadline (a ``time.monotonic()`` instant), not a timeout.
 7. No code outside this module runs with the lock held.
 
+Two reads skip the lock, each safe for the one side that makes it: the producer's ``has_room``
+(only the producer raises the counts, only the consumer ends the phase) and the consumer's
+first check in ``want`` (only the producer clears the request, and then answers it).
+
 Each method belongs to one face and must be called from that face's side: the producer's
-(``put``, ``has_room``, ``room``/``wait_room``, ``finish``, ``wanted``, ``demand``/
+(``put``, ``extend``, ``has_room``, ``room``/``wait_room``, ``finish``, ``wanted``, ``demand``/
 ``wait_demand``) or the consumer's (``poll``, ``take``/``take_wait``, ``release``, ``want``,
 ``close``, ``finished``).
 """
@@ -318,19 +322,54 @@ class Handoff:
                 self._schedule_loop_wake()
         return True
 
+    def extend(self, items, nbytes=0):
+        """``put()`` of each of the list ``items`` (``nbytes`` in all, one count each), in one
+        lock round and at most one wake-up. False, and they are dropped, once the consumer
+        closed the stream."""
+        lock = self._lock
+        lock.acquire()
+        try:
+            phase = self.phase
+            if phase is not _OPEN:
+                if phase is _CLOSED:
+                    return False
+                raise RuntimeError("Handoff.extend() after finish()")
+            count = len(items)
+            self._items.extend(items)
+            self._count += count
+            self._nbytes += nbytes
+            self.held_items += count
+            self.held_bytes += nbytes
+            wake = False
+            if self._loop_produces:
+                if self._thread_waiting:
+                    self._thread_waiting = False
+                    wake = True
+            elif self._loop_waiters and not self._loop_wake_pending:
+                self._loop_wake_pending = True
+                wake = True
+        finally:
+            lock.release()
+        if hook is not None:
+            hook(self, "put")
+        if wake:
+            if self._loop_produces:
+                self.signal.set()
+            else:
+                self._schedule_loop_wake()
+        return True
+
     def _room_locked(self):
         return self.phase is not _OPEN or (
             self.held_items < self._max_items and self.held_bytes < self._max_bytes)
 
     def has_room(self):
-        """True while the items held are below both limits, or once the stream is not open."""
-        lock = self._lock
-        lock.acquire()
-        try:
-            return self.phase is not _OPEN or (
-                self.held_items < self._max_items and self.held_bytes < self._max_bytes)
-        finally:
-            lock.release()
+        """True while the items held are below both limits, or once the stream is not open.
+        Read without the lock: only the producer raises the counts and only the consumer ends
+        the phase, so for the producer a stale value errs toward no room (its wait then checks
+        again under the lock) or toward an open stream (its ``put()`` then says it closed)."""
+        return self.phase is not _OPEN or (
+            self.held_items < self._max_items and self.held_bytes < self._max_bytes)
 
     async def room(self):
         """Loop producer: wait until ``has_room()``."""
@@ -506,9 +545,6 @@ class Handoff:
                 finally:
                     lock.release()
 
-    def _drained_locked(self):
-        return self.held_items <= self._low_items and self.held_bytes <= self._low_bytes
-
     def release(self, count, nbytes=0):
         """Give back the credit of items that were delivered (sent or yielded), not merely
         taken. Wakes a producer waiting for room when this brings the held items down to the
@@ -516,10 +552,19 @@ class Handoff:
         lock = self._lock
         lock.acquire()
         try:
-            drained = self._drained_locked()
-            self.held_items -= count
-            self.held_bytes -= nbytes
-            wake = not drained and self._drained_locked() and self._wake_producer_locked()
+            # Wake a producer waiting for room only when this crosses the low-water mark
+            # (computed inline: a consumer releases once per item)
+            items = self.held_items
+            held = self.held_bytes
+            low_items = self._low_items
+            low_bytes = self._low_bytes
+            self.held_items = items - count
+            self.held_bytes = held - nbytes
+            wake = (
+                (items > low_items or held > low_bytes)
+                and items - count <= low_items and held - nbytes <= low_bytes
+                and self._wake_producer_locked()
+            )
         finally:
             lock.release()
         if hook is not None:
@@ -529,6 +574,10 @@ class Handoff:
 
     def want(self):
         """Pull mode: ask the producer for more. Wakes a producer waiting for demand."""
+        if self._wanted:
+            # Asked already (read without the lock): only the producer clears it, and then acts
+            # on that ask, so the items or the end it answers with are still to come.
+            return
         lock = self._lock
         lock.acquire()
         try:

@@ -326,12 +326,15 @@ class _ASGICall:
 
     def _read(self, size):
         """Read up to ``size`` bytes of input (all of them when the length is known), never past
-        ``CONTENT_LENGTH``. A ``_Gone`` (the request hand-off, if any, finished with it) when
-        the input ended early or failed."""
+        ``CONTENT_LENGTH``. A ``_Gone`` when the input ended early or failed (the caller
+        finishes the request hand-off, if any, with it)."""
         stream = self._input
         remaining = self._remaining
         try:
             data = stream.read(size)
+            if remaining is not None and len(data) == size:
+                self._remaining = remaining - size
+                return data
             if remaining is not None:
                 if len(data) > remaining:
                     data = data[:remaining]  # PEP 3333: never past CONTENT_LENGTH
@@ -363,8 +366,7 @@ class _ASGICall:
             _report(self._environ, "the request body ended after %d of %d bytes (CONTENT_LENGTH)"
                     % (self._environ_length() - self._remaining + got, self._environ_length()),
                     level=logging.DEBUG)
-        if self._request is not None:
-            self._request.finish(gone)
+        # the caller finishes the request hand-off, if there is one, with ``gone``
 
     def _environ_length(self):
         try:
@@ -373,8 +375,12 @@ class _ASGICall:
             return 0
 
     def _read_pieces(self):
-        """The app asked for request body: read up to READ_AHEAD pieces and hand them over."""
+        """The app asked for request body: read up to READ_AHEAD pieces and hand them over
+        together, with the end when the input ended."""
         request = self._request
+        pieces = []
+        nbytes = 0
+        outcome = None
         for _ in range(READ_AHEAD):
             remaining = self._remaining
             if remaining is None:
@@ -384,22 +390,25 @@ class _ASGICall:
                     _report(self._environ, "reading the request body failed: %r" % (exc,),
                             level=logging.DEBUG)
                     self._input_done(_INPUT_FAILED)
-                    return
+                    outcome = _INPUT_FAILED
+                    break
                 if not data:
-                    self._input_open = False
-                    request.finish()
-                    return
+                    break  # the end of a body of unknown length
             else:
                 data = self._read(min(READ_SIZE, remaining))
                 if data.__class__ is _Gone:
-                    return
-            if not request.put(data, len(data)):
-                self._input_open = False
-                return
+                    outcome = data
+                    break
+            pieces.append(data)
+            nbytes += len(data)
             if self._remaining == 0:
+                break  # CONTENT_LENGTH reached
+        else:
+            if not request.extend(pieces, nbytes):
                 self._input_open = False
-                request.finish()
-                return
+            return
+        self._input_open = False
+        request.finish(outcome, pieces, nbytes, len(pieces))
 
     def _take(self, deadline=None):
         """The next response batch (None at ``deadline``), reading request body meanwhile whenever

@@ -378,10 +378,12 @@ def _thread_case(loop, name):
 
         notify = {"take_wait/put": lambda: h.put("a", 1),
                   "take_wait/finish": lambda: h.finish("end"),
-                  "take_wait/finish+last": lambda: h.finish("end", ["z"], 1, 1)}[name]
+                  "take_wait/finish+last": lambda: h.finish("end", ["z"], 1, 1),
+                  "take_wait/put+extend": lambda: h.extend(["a", "b"], 2)}[name]
         expect = {"take_wait/put": (["a"], Phase.OPEN, None),
                   "take_wait/finish": ([], Phase.FINISHED, "end"),
-                  "take_wait/finish+last": (["z"], Phase.FINISHED, "end")}[name]
+                  "take_wait/finish+last": (["z"], Phase.FINISHED, "end"),
+                  "take_wait/put+extend": (["a", "b"], Phase.OPEN, None)}[name]
 
         def check(batch):
             assert (batch.items, batch.phase, batch.outcome) == expect
@@ -408,7 +410,7 @@ def _thread_case(loop, name):
     return h, wait, notify, check, name.split("/")[1].split("+")[0]
 
 
-THREAD_CASES = ["take_wait/put", "take_wait/finish", "take_wait/finish+last", "wait_room/release", "wait_room/close",
+THREAD_CASES = ["take_wait/put", "take_wait/put+extend", "take_wait/finish", "take_wait/finish+last", "wait_room/release", "wait_room/close",
                 "wait_demand/want", "wait_demand/close"]
 
 
@@ -612,6 +614,45 @@ def test_finish_with_last_items_puts_them_and_ends_in_one_wake_up(loop):
     assert h.finish("again") is True                 # idempotent without items
     with pytest.raises(RuntimeError, match="after finish"):
         h.finish("again", ["late"], 4, 1)            # items after the end are a caller's bug
+
+
+@pytest.mark.parametrize("loop_is", ["producer", "consumer"])
+def test_extend_puts_every_item_in_order_in_one_wake_up(loop, loop_is):
+    schedule = CountingSchedule(loop)
+    h = Handoff(loop, loop_is, schedule=schedule)
+    h.put("a", 1)
+    if loop_is == "producer":
+        assert h.poll().items == ["a"]
+        assert h.poll() is None                    # the thread consumer waits
+    else:
+        waiter = loop.create_task(h.take())
+        spin(loop)
+        assert waiter.done() and waiter.result().items == ["a"]
+        waiter = loop.create_task(h.take())        # the loop consumer waits
+        spin(loop)
+    assert h.extend(["b", "cc", "d"], 4) is True
+    if loop_is == "producer":
+        assert h.signal.wait(time.monotonic()) is True
+        assert h.signal.wait(time.monotonic()) is False, "woken twice for one extend"
+        batch = h.poll()
+    else:
+        assert schedule.calls == 1
+        spin(loop)
+        batch = waiter.result()
+    assert (batch.items, batch.count, batch.nbytes) == (["b", "cc", "d"], 3, 4)
+    assert (h.held_items, h.held_bytes) == (4, 5)
+    h.finish()
+    with pytest.raises(RuntimeError, match="after finish"):
+        h.extend(["late"], 4)
+
+
+@pytest.mark.parametrize("loop_is", ["producer", "consumer"])
+def test_extend_after_close_drops_the_items_and_says_so(loop, loop_is):
+    h = Handoff(loop, loop_is)
+    h.close("left")
+    assert h.extend(["a", "b"], 2) is False
+    batch = h.poll()
+    assert (batch.items, batch.phase, batch.outcome) == ([], Phase.CLOSED, "left")
 
 
 @pytest.mark.parametrize("loop_is", ["producer", "consumer"])
@@ -1198,6 +1239,25 @@ class HandoffMachine(RuleBasedStateMachine):
             self.untaken.append(item)
             self.held_items += 1
             self.held_bytes += size
+        self._check_waiters()
+
+    @precondition(lambda self: not self._thread_busy("producer") and self.phase is not Phase.FINISHED)
+    @rule(sizes=st.lists(st.integers(0, 4), min_size=1, max_size=3))
+    def extend(self, sizes):
+        # Several items in one lock round, where the limits have room for all of them.
+        if self.held_items + len(sizes) > MAX_ITEMS or self.held_bytes + sum(sizes) >= MAX_BYTES:
+            return
+        items = list(range(self.next_item, self.next_item + len(sizes)))
+        self.next_item += len(sizes)
+        accepted = self._on("producer", self.h.extend, items, sum(sizes))
+        assert accepted == (self.phase is Phase.OPEN)
+        if accepted:
+            for item, size in zip(items, sizes):
+                self.sizes[item] = size
+                self.put_items.append(item)
+                self.untaken.append(item)
+                self.held_items += 1
+                self.held_bytes += size
         self._check_waiters()
 
     @precondition(lambda self: not self._thread_busy("producer") and self.phase is Phase.FINISHED)
