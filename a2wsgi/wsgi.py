@@ -579,7 +579,10 @@ class _WsgiCall:
         failure = None
         try:
             while True:
-                batch = await out.take()
+                batch = out.poll()
+                if batch is None:
+                    batch = await out.take()
+                    self.sends = 0  # other tasks ran while this one waited
                 phase = batch.phase
                 if phase is _CLOSED:
                     break
