@@ -325,7 +325,8 @@ class Handoff:
     def extend(self, items, nbytes=0):
         """``put()`` of each of the list ``items`` (``nbytes`` in all, one count each), in one
         lock round and at most one wake-up. False, and they are dropped, once the consumer
-        closed the stream."""
+        closed the stream. (``put()``'s steps, written again rather than shared: ``put()`` is
+        the per-chunk step, and a call more there costs on every chunk.)"""
         lock = self._lock
         lock.acquire()
         try:

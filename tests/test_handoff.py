@@ -1235,10 +1235,7 @@ class HandoffMachine(RuleBasedStateMachine):
         accepted = self._on("producer", self.h.put, item, size)
         assert accepted == (self.phase is Phase.OPEN)
         if accepted:
-            self.put_items.append(item)
-            self.untaken.append(item)
-            self.held_items += 1
-            self.held_bytes += size
+            self._record([item], [size])
         self._check_waiters()
 
     @precondition(lambda self: not self._thread_busy("producer") and self.phase is not Phase.FINISHED)
@@ -1252,13 +1249,17 @@ class HandoffMachine(RuleBasedStateMachine):
         accepted = self._on("producer", self.h.extend, items, sum(sizes))
         assert accepted == (self.phase is Phase.OPEN)
         if accepted:
-            for item, size in zip(items, sizes):
-                self.sizes[item] = size
-                self.put_items.append(item)
-                self.untaken.append(item)
-                self.held_items += 1
-                self.held_bytes += size
+            self._record(items, sizes)
         self._check_waiters()
+
+    def _record(self, items, sizes):
+        """The model's side of items the hand-off accepted."""
+        for item, size in zip(items, sizes):
+            self.sizes[item] = size
+            self.put_items.append(item)
+            self.untaken.append(item)
+            self.held_items += 1
+            self.held_bytes += size
 
     @precondition(lambda self: not self._thread_busy("producer") and self.phase is Phase.FINISHED)
     @rule()
@@ -1283,12 +1284,7 @@ class HandoffMachine(RuleBasedStateMachine):
         taken = self._on("producer", self.h.finish, outcome, items, sum(last), len(last))
         assert taken == (self.phase is not Phase.CLOSED)
         if self.phase is Phase.OPEN:
-            for item, size in zip(items, last):
-                self.sizes[item] = size
-                self.put_items.append(item)
-                self.untaken.append(item)
-                self.held_items += 1
-                self.held_bytes += size
+            self._record(items, last)
             self.phase = Phase.FINISHED
             self.outcome = outcome
         self._check_waiters()
