@@ -80,10 +80,8 @@ def pytest_runtest_setup(item):
     if item.get_closest_marker("refcounting"):
         pytest.skip("%s frees objects only when its garbage collector runs, so there is no "
                     "reference count to check" % sys.implementation.name)
-    marker = item.get_closest_marker("cpython_only")
-    if marker is not None:
-        pytest.skip(marker.kwargs.get("reason", "%s always runs the pure implementation")
-                    % sys.implementation.name)
+    if item.get_closest_marker("cpython_only"):
+        pytest.skip("%s always runs the pure implementation" % sys.implementation.name)
 
 
 def _load(kind):

@@ -26,7 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def _workers(argv):
     """The ``-n`` arguments for pytest-xdist, or none."""
-    if any(a == "-n" or a.startswith(("-n", "--numprocesses", "--dist")) for a in argv):
+    if any(a.startswith(("-n", "--numprocesses", "--dist")) for a in argv):
         return []
     if "no:xdist" in argv or importlib.util.find_spec("xdist") is None:
         return []
