@@ -136,15 +136,16 @@ class Handoff:
     """A bounded stream of items from a producer to a consumer, one of them on ``loop``.
 
     ``loop_is`` says which side runs on the loop: ``"producer"`` or ``"consumer"``. The thread
-    side waits on ``signal`` (a new ``Signal``, made on first use, unless one is shared). ``schedule(callback)`` runs
-    a callback on the loop from the thread side: ``loop.call_soon_threadsafe`` unless given (a
-    thread that drives the loop itself passes ``loop.call_soon``).
+    side waits on ``signal`` (a new ``Signal``, made on first use, unless one is shared).
+    ``schedule(callback, *args)`` runs a callback on the loop from the thread side:
+    ``loop.call_soon_threadsafe`` unless given (a thread that drives the loop itself passes
+    ``loop.call_soon``).
     """
 
     __slots__ = (
         "_loop", "_loop_produces", "_max_items", "_max_bytes", "_low_items", "_low_bytes", "_signal", "_schedule", "_lock",
         "_items", "_count", "_nbytes", "held_items", "held_bytes", "phase", "_outcome", "_producer_ended",
-        "_wanted", "_thread_waiting", "_loop_waiters", "_loop_wake_pending",
+        "_wanted", "_thread_waiting", "_loop_waiters", "waits",
     )
 
     def __init__(self, loop, loop_is, max_items=None, max_bytes=None, signal=None, schedule=None):
@@ -178,8 +179,8 @@ class Handoff:
         self._producer_ended = False  # finish() was called, before or after close()
         self._wanted = False      # the consumer asked for more (pull mode)
         self._thread_waiting = False
-        self._loop_waiters = []   # futures of loop-side waits
-        self._loop_wake_pending = False
+        self._loop_waiters = []   # futures of loop-side waits not yet scheduled to be woken
+        self.waits = 0            # how many times a loop consumer's take() had to wait
 
     @property
     def signal(self):
@@ -204,8 +205,10 @@ class Handoff:
 
     # ---- waking the other side ------------------------------------------------------------------
     # Each ``_wake_*_locked`` runs with the lock held and says whether the caller must act after
-    # releasing it: ``signal.set()`` for the thread, ``schedule(_wake_loop)`` for the loop. The
-    # steps taken once per request (``put``, ``finish``, ``take``) do the same inline.
+    # releasing it: ``signal.set()`` for the thread; for the loop, the waiters it took out of
+    # ``_loop_waiters``, for ``schedule(_resolve_all, waiters)``. Taking them out is what
+    # coalesces loop wake-ups: until one of them waits again, a transition finds nobody to wake.
+    # The steps taken once per request (``put``, ``finish``, ``take``) do the same inline.
 
     def _wake_thread_locked(self):
         if self._thread_waiting:
@@ -214,28 +217,16 @@ class Handoff:
         return False
 
     def _wake_loop_locked(self):
-        if self._loop_waiters and not self._loop_wake_pending:
-            self._loop_wake_pending = True
-            return True
-        return False
-
-    def _wake_loop(self):
-        """On the loop: resolve every loop-side waiter (each re-checks what it waits for)."""
-        lock = self._lock
-        lock.acquire()
-        try:
-            waiters = self._loop_waiters
+        waiters = self._loop_waiters
+        if waiters:
             self._loop_waiters = []
-            self._loop_wake_pending = False
-        finally:
-            lock.release()
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(None)
+            return waiters
+        return None
 
-    def _schedule_loop_wake(self):
+    def _schedule_loop_wake(self, waiters):
+        """Resolve ``waiters`` on the loop (each re-checks what it waits for)."""
         try:
-            self._schedule(self._wake_loop)
+            self._schedule(_resolve_all, waiters)
         except RuntimeError:  # the loop is closed: nobody waits on it any more
             pass
 
@@ -303,23 +294,24 @@ class Handoff:
             self._nbytes += nbytes
             self.held_items += count
             self.held_bytes += nbytes
-            wake = False
+            wake = None
             if self._loop_produces:
                 if self._thread_waiting:
                     self._thread_waiting = False
                     wake = True
-            elif self._loop_waiters and not self._loop_wake_pending:
-                self._loop_wake_pending = True
-                wake = True
+            elif self._loop_waiters:
+                wake = self._loop_waiters
+                self._loop_waiters = []
         finally:
             lock.release()
         if hook is not None:
             hook(self, "put")
-        if wake:
-            if self._loop_produces:
-                self.signal.set()
+        if wake is not None:
+            if wake is True:
+                signal = self._signal
+                (self.signal if signal is None else signal).set()
             else:
-                self._schedule_loop_wake()
+                self._schedule_loop_wake(wake)
         return True
 
     def extend(self, items, nbytes=0):
@@ -341,23 +333,24 @@ class Handoff:
             self._nbytes += nbytes
             self.held_items += count
             self.held_bytes += nbytes
-            wake = False
+            wake = None
             if self._loop_produces:
                 if self._thread_waiting:
                     self._thread_waiting = False
                     wake = True
-            elif self._loop_waiters and not self._loop_wake_pending:
-                self._loop_wake_pending = True
-                wake = True
+            elif self._loop_waiters:
+                wake = self._loop_waiters
+                self._loop_waiters = []
         finally:
             lock.release()
         if hook is not None:
             hook(self, "put")
-        if wake:
-            if self._loop_produces:
-                self.signal.set()
+        if wake is not None:
+            if wake is True:
+                signal = self._signal
+                (self.signal if signal is None else signal).set()
             else:
-                self._schedule_loop_wake()
+                self._schedule_loop_wake(wake)
         return True
 
     def _room_locked(self):
@@ -400,10 +393,7 @@ class Handoff:
                 taken = False
                 # After close(): every other waiter was woken by close()
                 self._producer_ended = True
-                wake_loop = False
-                if not self._loop_produces and self._loop_waiters and not self._loop_wake_pending:
-                    self._loop_wake_pending = True
-                    wake_loop = True
+                wake_loop = None if self._loop_produces else self._wake_loop_locked()
                 wake_thread = False
                 waiters = None
             else:
@@ -420,22 +410,22 @@ class Handoff:
                 wake_thread = self._thread_waiting
                 self._thread_waiting = False
                 waiters = None
-                wake_loop = False
-                if self._loop_produces:
-                    if self._loop_waiters:
+                wake_loop = None
+                if self._loop_waiters:
+                    if self._loop_produces:
                         waiters = self._loop_waiters
-                        self._loop_waiters = []
-                elif self._loop_waiters and not self._loop_wake_pending:
-                    self._loop_wake_pending = True
-                    wake_loop = True
+                    else:
+                        wake_loop = self._loop_waiters
+                    self._loop_waiters = []
         finally:
             lock.release()
         if hook is not None:
             hook(self, "finish")
         if wake_thread:
-            self.signal.set()
-        if wake_loop:
-            self._schedule_loop_wake()
+            signal = self._signal
+            (self.signal if signal is None else signal).set()
+        if wake_loop is not None:
+            self._schedule_loop_wake(wake_loop)
         if waiters is not None:
             _resolve_all(waiters)
         return taken
@@ -498,7 +488,9 @@ class Handoff:
             lock.release()
 
     async def take(self):
-        """Loop consumer: wait for items, the end, or ``close()``, and take them."""
+        """Loop consumer: wait for items, the end, or ``close()``, and take them. Each wait
+        counts in ``waits`` (a caller that yields to other tasks now and then can tell that it
+        just did)."""
         lock = self._lock
         while True:
             lock.acquire()
@@ -515,6 +507,7 @@ class Handoff:
                 # registered in the critical section that found nothing (invariant 4)
                 fut = self._loop.create_future()
                 self._loop_waiters.append(fut)
+                self.waits += 1
             finally:
                 lock.release()
             try:
@@ -571,7 +564,7 @@ class Handoff:
         if hook is not None:
             hook(self, "release")
         if wake:
-            self._wake_producer()
+            self._wake_producer(wake)
 
     def want(self):
         """Pull mode: ask the producer for more. Wakes a producer waiting for demand."""
@@ -591,7 +584,7 @@ class Handoff:
         if hook is not None:
             hook(self, "want")
         if wake:
-            self._wake_producer()
+            self._wake_producer(wake)
 
     def close(self, reason=None):
         """The consumer leaves: items not taken are dropped, ``put()`` returns False from now
@@ -612,15 +605,15 @@ class Handoff:
             else:
                 waiters = self._loop_waiters
                 self._loop_waiters = []
-                wake_loop = False
+                wake_loop = None
         finally:
             lock.release()
         if hook is not None:
             hook(self, "close")
         if wake_thread:
             self.signal.set()
-        if wake_loop:
-            self._schedule_loop_wake()
+        if wake_loop is not None:
+            self._schedule_loop_wake(wake_loop)
         _resolve_all(waiters)
 
     def _producer_ended_locked(self):
@@ -636,8 +629,8 @@ class Handoff:
             return self._wake_loop_locked()
         return self._wake_thread_locked()
 
-    def _wake_producer(self):
+    def _wake_producer(self, wake):
         if self._loop_produces:
-            self._schedule_loop_wake()
+            self._schedule_loop_wake(wake)
         else:
             self.signal.set()

@@ -579,9 +579,9 @@ class _WsgiCall:
         failure = None
         try:
             while True:
-                batch = out.poll()
-                if batch is None:
-                    batch = await out.take()
+                waits = out.waits
+                batch = await out.take()
+                if out.waits != waits:
                     self.sends = 0  # other tasks ran while this one waited
                 phase = batch.phase
                 if phase is _CLOSED:
@@ -617,6 +617,11 @@ class _WsgiCall:
                                          "headers": raw})
                         if path is not None:
                             await self.send({"type": "http.response.pathsend", "path": path})
+                        elif len(chunks) == 1:
+                            # the usual small response: _send_chunks' steps, without its coroutine
+                            if out.phase is not _CLOSED:
+                                await self.send({"type": "http.response.body", "body": chunks[0],
+                                                 "more_body": False})
                         else:
                             await self._send_chunks(list(chunks) or [b""], True)
                 except OSError as exc:

@@ -127,15 +127,17 @@ class ManualSchedule:
         self.calls = 0
         self.pending = []
 
-    def __call__(self, callback):
-        assert not callback.__self__._lock.locked(), "schedule called with the lock held"
+    def __call__(self, callback, *args):
+        # the caller is a Handoff method (``_schedule_loop_wake``): its lock must be free
+        handoff = sys._getframe(1).f_locals["self"]
+        assert not handoff._lock.locked(), "schedule called with the lock held"
         self.calls += 1
-        self.pending.append(callback)
+        self.pending.append((callback, args))
 
     def run(self):
         callbacks, self.pending = self.pending, []
-        for callback in callbacks:
-            callback()
+        for callback, args in callbacks:
+            callback(*args)
 
 
 class CountingSchedule:
@@ -145,9 +147,9 @@ class CountingSchedule:
         self.loop = loop
         self.calls = 0
 
-    def __call__(self, callback):
+    def __call__(self, callback, *args):
         self.calls += 1
-        self.loop.call_soon_threadsafe(callback)
+        self.loop.call_soon_threadsafe(callback, *args)
 
 
 def concat(batches):
