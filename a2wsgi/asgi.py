@@ -26,7 +26,7 @@ import traceback
 import weakref
 
 from ._apps import check_asgi_app, wrong_call_error
-from ._handoff import Batch, Handoff, Phase as Stream, Signal
+from ._handoff import Handoff, Phase as Stream, Signal
 from ._hot import asgi_hot
 from ._runtime import Startup, _InlineRuntime, _Runtime
 
@@ -68,6 +68,20 @@ _TOO_MANY_HEADERS_BODY = b"Request Header Fields Too Large: more than %d headers
 _TOO_MANY_HEADERS_HEADERS = (("Content-Type", "text/plain; charset=utf-8"),
                              ("Content-Length", str(len(_TOO_MANY_HEADERS_BODY))))
 _DISCONNECT = {"type": "http.disconnect"}
+
+
+_thread_signals = threading.local()
+
+
+def _thread_signal():
+    """The ``Signal`` the calling server thread waits on, made at its first request (and again
+    if ``Signal`` was replaced, as tests do to watch the waits). A thread waits for one request
+    at a time, and every wait re-checks what it waits for, so a permit an earlier request left
+    is a spurious wake-up, never a lost one."""
+    signal = getattr(_thread_signals, "signal", None)
+    if signal.__class__ is not Signal:
+        signal = _thread_signals.signal = Signal()
+    return signal
 
 
 class ClientDisconnected(OSError):
@@ -169,18 +183,13 @@ for _phase, _next in _SERVING_ALLOWED.items():
 del _phase, _next
 
 
-class _Head:
+class _Head(tuple):
     """The response head, handed over with the first body message (PEP 3333 lets
-    ``start_response`` wait for it): ``sized`` when that message ended the body, ``file`` for
-    ``http.response.pathsend``."""
+    ``start_response`` wait for it): ``(status, headers, sized, file)``, ``sized`` when that
+    message ended the body, ``file`` (or None) for ``http.response.pathsend``. A tuple, so that
+    making one (once per request) runs no Python ``__init__``."""
 
-    __slots__ = ("status", "headers", "sized", "file")
-
-    def __init__(self, status, headers, sized, file=None):
-        self.status = status
-        self.headers = headers
-        self.sized = sized
-        self.file = file
+    __slots__ = ()
 
 
 class _Gone:
@@ -236,7 +245,7 @@ class _ASGICall:
     hand-offs: ``_response`` (the head and body chunks; finished with the end time, a ``_Running``
     when the app task outlives the body, or the app's error), ``_request`` (request body pieces,
     pulled; finished with None or a ``_Gone``; only for a body streamed to the app: one read
-    before the app starts goes with the hop, as a finished ``Batch``) and the task-end hand-off a
+    before the app starts goes with the hop, in ``_early``) and the task-end hand-off a
     waiting ``close()`` polls (finished when the app task is done; created only when one waits).
     """
 
@@ -285,7 +294,7 @@ class _ASGICall:
         self._receivers = []
         self._senders = collections.deque()  # send() calls waiting their turn, in call order
         self._final = None           # items of the last body message, handed over by _hand_end
-        self._early = None           # the request body read before the app started (a Batch)
+        self._early = None           # the request body read before the app started, until received
         self._task_end = None        # the hand-off a waiting close() polls; _TASK_OVER at the end
         self._ended_at = None
         self._cancel_timer = None
@@ -299,9 +308,9 @@ class _ASGICall:
         self._serving = new
 
     def read_small_body(self, length):
-        """Before the app starts: read a small request body whole, returned as a finished
-        ``Batch`` for ``begin`` (one hop carries it); or prepare the request hand-off to read a
-        larger one when the app asks (None)."""
+        """Before the app starts: read a small request body whole, returned for ``begin`` (one
+        hop carries it) as bytes, or as a ``_Gone`` when the input ended early or failed; or
+        prepare the request hand-off to read a larger one when the app asks (None)."""
         stream = self._input
         if length is None:
             if stream is not None and self._environ.get("wsgi.input_terminated"):
@@ -309,13 +318,10 @@ class _ASGICall:
                 return None
             length = 0
         if length == 0 or stream is None:
-            return Batch([], 0, 0, Stream.FINISHED, None)
+            return b""
         if length <= SMALL_BODY:
             self._remaining = length
-            body = self._read(length)
-            if body.__class__ is _Gone:
-                return Batch([], 0, 0, Stream.FINISHED, body)
-            return Batch([body], 1, len(body), Stream.FINISHED, None)
+            return self._read(length)
         self._remaining = length
         self._open_request()
         return None
@@ -450,24 +456,25 @@ class _ASGICall:
                 if self._end is not None:
                     return self._fail_before_body()
                 continue
-            if not head.sized or self._end is not None:
+            status, headers, sized, file = head
+            if not sized or self._end is not None:
                 break
-        if head.file is not None:
-            return self._serve_file(head)
+        if file is not None:
+            return self._serve_file(status, headers, file)
         try:
-            self._start_response(head.status, head.headers)
+            self._start_response(status, headers)
         except BaseException:
             self.close()  # the server cannot send this response: for the app, the client went away
             raise
-        if head.sized:
+        if sized:
+            # No release() of their credit: the stream is finished, no producer waits for room.
             chunks = self._items[self._pos:]
             self._items = []
             self._pos = 0
-            self._response.release(len(chunks), sum(map(len, chunks)))
-            self._serve(Serving.DONE)
+            self._serving = Serving.DONE  # from HEAD, which allows it
             if self._end[0].__class__ is not _Running and self._inline_grace is None:
                 # the app task is over and no loop needs driving: close() would have nothing to do
-                self._forget()
+                self._end = self._head = None  # _forget()
                 return chunks
             chunks = _Chunks(chunks)
             chunks._call = self
@@ -490,11 +497,10 @@ class _ASGICall:
                              (type(error), error, error.__traceback__))
         return [_ERROR_BODY]
 
-    def _serve_file(self, head):
-        f = head.file
+    def _serve_file(self, status, headers, f):
         self._serve(Serving.DONE)
         try:
-            self._start_response(head.status, head.headers)
+            self._start_response(status, headers)
             wrapper = self._environ.get("wsgi.file_wrapper")
             if wrapper is not None:
                 return wrapper(f, READ_SIZE)
@@ -599,7 +605,7 @@ class _ASGICall:
 
     def begin(self, scope, early):
         """Start the app task (on the loop: the one hop of the request). ``early``: the request
-        body read before, as a finished ``Batch``, or None when it is streamed through
+        body read before (``read_small_body``), or None when it is streamed through
         ``_request``."""
         self._early = early
         try:
@@ -723,6 +729,13 @@ class _ASGICall:
     async def receive(self):
         """ASGI ``receive``: the request body in pieces; then ``http.disconnect`` once the response
         is complete or the client went away (ASGI HTTP spec, "Disconnected - receive event")."""
+        early = self._early
+        if early is not None:  # the whole body, read before the app started
+            self._early = None
+            self._request_done = True
+            if early.__class__ is bytes:
+                return {"type": "http.request", "body": early, "more_body": False}
+            self._disconnected = True
         while True:
             incoming = self._incoming
             if incoming:
@@ -740,12 +753,9 @@ class _ASGICall:
             self._reading = True
             try:
                 request = self._request
-                if request is None:
-                    batch, self._early = self._early, None
-                else:
-                    if request.phase is Stream.OPEN:
-                        request.want()
-                    batch = await request.take()
+                if request.phase is Stream.OPEN:
+                    request.want()
+                batch = await request.take()
             finally:
                 self._reading = False
                 if self._receivers:
@@ -804,8 +814,8 @@ class _ASGICall:
             taken = self._response.finish(outcome, final, len(body), 1)
         else:
             taken = self._response.finish(outcome, final)
-        if not taken and final and final[0].__class__ is _Head and final[0].file is not None:
-            final[0].file.close()
+        if not taken and final and final[0].__class__ is _Head and final[0][3] is not None:
+            final[0][3].close()  # a pathsend's file
 
     def _hand_end_unless_done(self):
         """Deferred by one loop turn after the last body message: if the task finished meanwhile,
@@ -825,7 +835,9 @@ class _ASGICall:
         return RuntimeError("ASGI %s sent after the response body was complete" % kind)
 
     async def send(self, message):
-        """ASGI ``send``: response messages go to the WSGI thread through the bounded hand-off."""
+        """ASGI ``send``: response messages go to the WSGI thread through the bounded hand-off.
+        Each move of ``_phase`` here follows the check that ``_ALLOWED`` permits it, so it is an
+        assignment rather than a ``_to()`` call (a call per message)."""
         phase = self._phase
         if self._disconnected and phase not in _OVER or phase is Phase.GONE:
             raise ClientDisconnected("the client disconnected")
@@ -845,9 +857,9 @@ class _ASGICall:
             response = self._response
             if message.get("more_body", False):
                 if phase is Phase.STARTED:
-                    self._to(Phase.STREAMING)
+                    self._phase = Phase.STREAMING
                     status, headers = self._start
-                    response.put(_Head(status, headers, False), 0, 0)
+                    response.put(_Head((status, headers, False, None)), 0, 0)
                 if body:
                     if self._senders or not response.has_room():
                         await self._wait_turn(True)
@@ -858,12 +870,12 @@ class _ASGICall:
                         raise ClientDisconnected("the client disconnected")
                 return
             self._ended_at = time.monotonic()
-            self._to(Phase.ENDED)
+            self._phase = Phase.ENDED
             if self._receivers:
                 self._wake_receivers()
             if phase is Phase.STARTED:
                 status, headers = self._start
-                final = [_Head(status, headers, True)]
+                final = [_Head((status, headers, True, None))]
             else:
                 final = []
             if body:
@@ -882,7 +894,7 @@ class _ASGICall:
                 self._trailers = True
                 self._owner._warn_trailers(self._environ)
             self._start = (status, headers)
-            self._to(Phase.STARTED)
+            self._phase = Phase.STARTED
             return
         if kind == "http.response.pathsend":
             if phase is not Phase.STARTED:
@@ -893,11 +905,11 @@ class _ASGICall:
                                 % type(path).__name__)
             f = open(path, "rb")  # rule 8: opened before send() returns; OSError goes to the app
             self._ended_at = time.monotonic()
-            self._to(Phase.ENDED)
+            self._phase = Phase.ENDED
             if self._receivers:
                 self._wake_receivers()
             status, headers = self._start
-            self._final = [_Head(status, headers, True, f)]
+            self._final = [_Head((status, headers, True, f))]
             self._loop.call_soon(self._hand_end_unless_done)
             if self._wait_time is not None:
                 self._cancel_timer = self._loop.call_later(max(self._wait_time, 0.0), self._cancel)
@@ -1069,6 +1081,6 @@ class ASGIMiddleware:
             call = _ASGICall(self, loop, environ, start_response, loop.call_soon, runtime.signal(), grace)
             call.begin_inline(scope, call.read_small_body(length))
             return call.respond()
-        call = _ASGICall(self, loop, environ, start_response)
+        call = _ASGICall(self, loop, environ, start_response, signal=_thread_signal())
         call._schedule(call.begin, scope, call.read_small_body(length))
         return call.respond()
