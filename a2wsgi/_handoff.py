@@ -308,8 +308,7 @@ class Handoff:
             hook(self, "put")
         if wake is not None:
             if wake is True:
-                signal = self._signal
-                (self.signal if signal is None else signal).set()
+                self.signal.set()
             else:
                 self._schedule_loop_wake(wake)
         return True
@@ -347,8 +346,7 @@ class Handoff:
             hook(self, "put")
         if wake is not None:
             if wake is True:
-                signal = self._signal
-                (self.signal if signal is None else signal).set()
+                self.signal.set()
             else:
                 self._schedule_loop_wake(wake)
         return True
@@ -422,8 +420,7 @@ class Handoff:
         if hook is not None:
             hook(self, "finish")
         if wake_thread:
-            signal = self._signal
-            (self.signal if signal is None else signal).set()
+            self.signal.set()
         if wake_loop is not None:
             self._schedule_loop_wake(wake_loop)
         if waiters is not None:

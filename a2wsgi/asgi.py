@@ -814,8 +814,10 @@ class _ASGICall:
             taken = self._response.finish(outcome, final, len(body), 1)
         else:
             taken = self._response.finish(outcome, final)
-        if not taken and final and final[0].__class__ is _Head and final[0][3] is not None:
-            final[0][3].close()  # a pathsend's file
+        if not taken and final and final[0].__class__ is _Head:
+            status, headers, sized, file = final[0]
+            if file is not None:  # a pathsend's, opened by send(): nobody will serve it
+                file.close()
 
     def _hand_end_unless_done(self):
         """Deferred by one loop turn after the last body message: if the task finished meanwhile,
