@@ -74,12 +74,11 @@ _thread_signals = threading.local()
 
 
 def _thread_signal():
-    """The ``Signal`` the calling server thread waits on, made at its first request (and again
-    if ``Signal`` was replaced, as tests do to watch the waits). A thread waits for one request
-    at a time, and every wait re-checks what it waits for, so a permit an earlier request left
-    is a spurious wake-up, never a lost one."""
+    """The ``Signal`` the calling server thread waits on, made at its first request. A thread
+    waits for one request at a time, and every wait re-checks what it waits for, so a permit an
+    earlier request left is a spurious wake-up, never a lost one."""
     signal = getattr(_thread_signals, "signal", None)
-    if signal.__class__ is not Signal:
+    if signal is None:
         signal = _thread_signals.signal = Signal()
     return signal
 

@@ -380,6 +380,7 @@ def test_rule5_wait_time_is_a_deadline_from_the_last_body_message(middlewares, a
             return super().wait(deadline)
 
     monkeypatch.setattr(owner, name, RecordingSignal)
+    monkeypatch.setattr(mod, "_thread_signals", threading.local())  # threads make a RecordingSignal
     mw = middlewares(app, wait_time=0.2)
     result = mw(make_environ("/"), lambda *a: None)
     for chunk in result:
