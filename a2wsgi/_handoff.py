@@ -30,7 +30,10 @@ Invariants (each has a test in ``tests/test_handoff.py``):
 
 Two reads skip the lock, each safe for the one side that makes it: the producer's ``has_room``
 (only the producer raises the counts, only the consumer ends the phase) and the consumer's
-first check in ``want`` (only the producer clears the request, and then answers it).
+first check in ``want`` (only the producer clears the request, and then answers it). A
+producer that puts an item per message may test ``held_items >= max_items`` (and the bytes)
+itself, without the call, and go to ``has_room``/``room``/``wait_room`` only then: the same
+read, and those see a closed stream as room, so that ``put()`` reports the close.
 
 Each method belongs to one face and must be called from that face's side: the producer's
 (``put``, ``extend``, ``has_room``, ``room``/``wait_room``, ``finish``, ``wanted``, ``demand``/
@@ -139,12 +142,13 @@ class Handoff:
     side waits on ``signal`` (a new ``Signal``, made on first use, unless one is shared).
     ``schedule(callback, *args)`` runs a callback on the loop from the thread side:
     ``loop.call_soon_threadsafe`` unless given (a thread that drives the loop itself passes
-    ``loop.call_soon``).
+    ``loop.call_soon``). ``max_items``/``max_bytes`` are the limits (read-only; infinite when
+    not given), ``held_items``/``held_bytes`` what is put and not yet released.
     """
 
     __slots__ = (
-        "_loop", "_loop_produces", "_max_items", "_max_bytes", "_low_items", "_low_bytes", "_signal", "_schedule", "_lock",
-        "_items", "_count", "_nbytes", "held_items", "held_bytes", "phase", "_outcome", "_producer_ended",
+        "_loop", "_loop_produces", "max_items", "max_bytes", "_low_items", "_low_bytes", "_signal", "_schedule", "_lock",
+        "_items", "held_items", "held_bytes", "_taken_items", "_taken_bytes", "phase", "_outcome", "_producer_ended",
         "_wanted", "_thread_waiting", "_loop_waiters", "waits",
     )
 
@@ -157,23 +161,23 @@ class Handoff:
             raise ValueError("loop_is must be 'producer' or 'consumer', got %r" % (loop_is,))
         self._loop = loop
         if max_items is None:
-            self._max_items = self._low_items = _INFINITE
+            self.max_items = self._low_items = _INFINITE
         else:
-            self._max_items = max_items
+            self.max_items = max_items
             self._low_items = max_items // 2
         if max_bytes is None:
-            self._max_bytes = self._low_bytes = _INFINITE
+            self.max_bytes = self._low_bytes = _INFINITE
         else:
-            self._max_bytes = max_bytes
+            self.max_bytes = max_bytes
             self._low_bytes = max_bytes // 2
         self._signal = signal
         self._schedule = loop.call_soon_threadsafe if schedule is None else schedule
         self._lock = threading.Lock()
         self._items = []          # put and not yet taken
-        self._count = 0           # their count and bytes, as given to put()
-        self._nbytes = 0
-        self.held_items = 0       # put and not yet released
+        self.held_items = 0       # put and not yet released (counts and bytes as given to put())
         self.held_bytes = 0
+        self._taken_items = 0     # of those, the ones taken (a batch is the held ones not taken)
+        self._taken_bytes = 0
         self.phase = _OPEN
         self._outcome = None
         self._producer_ended = False  # finish() was called, before or after close()
@@ -208,7 +212,8 @@ class Handoff:
     # releasing it: ``signal.set()`` for the thread; for the loop, the waiters it took out of
     # ``_loop_waiters``, for ``schedule(_resolve_all, waiters)``. Taking them out is what
     # coalesces loop wake-ups: until one of them waits again, a transition finds nobody to wake.
-    # The steps taken once per request (``put``, ``finish``, ``take``) do the same inline.
+    # ``finish`` and ``take`` do the same inline (taken once per request); ``put`` tests first
+    # whether anybody waits at all, in one expression, and calls a helper only then.
 
     def _wake_thread_locked(self):
         if self._thread_waiting:
@@ -284,76 +289,49 @@ class Handoff:
         lock = self._lock
         lock.acquire()
         try:
-            phase = self.phase
-            if phase is not _OPEN:
-                if phase is _CLOSED:
+            if self.phase is not _OPEN:
+                if self.phase is _CLOSED:
                     return False
                 raise RuntimeError("Handoff.put() after finish()")
             self._items.append(item)
-            self._count += count
-            self._nbytes += nbytes
             self.held_items += count
             self.held_bytes += nbytes
-            wake = None
-            if self._loop_produces:
-                if self._thread_waiting:
-                    self._thread_waiting = False
-                    wake = True
-            elif self._loop_waiters:
-                wake = self._loop_waiters
-                self._loop_waiters = []
+            # falsy on the usual path, where no consumer waits (one test for both directions)
+            wake = (self._thread_waiting or self._loop_waiters) and self._wake_consumer_locked()
         finally:
             lock.release()
         if hook is not None:
             hook(self, "put")
-        if wake is not None:
-            if wake is True:
-                self.signal.set()
-            else:
-                self._schedule_loop_wake(wake)
+        if wake:
+            self._wake_consumer(wake)
         return True
 
     def extend(self, items, nbytes=0):
         """``put()`` of each of the list ``items`` (``nbytes`` in all, one count each), in one
         lock round and at most one wake-up. False, and they are dropped, once the consumer
-        closed the stream. (``put()``'s steps, written again rather than shared: ``put()`` is
-        the per-chunk step, and a call more there costs on every chunk.)"""
+        closed the stream."""
         lock = self._lock
         lock.acquire()
         try:
-            phase = self.phase
-            if phase is not _OPEN:
-                if phase is _CLOSED:
+            if self.phase is not _OPEN:
+                if self.phase is _CLOSED:
                     return False
                 raise RuntimeError("Handoff.extend() after finish()")
-            count = len(items)
             self._items.extend(items)
-            self._count += count
-            self._nbytes += nbytes
-            self.held_items += count
+            self.held_items += len(items)
             self.held_bytes += nbytes
-            wake = None
-            if self._loop_produces:
-                if self._thread_waiting:
-                    self._thread_waiting = False
-                    wake = True
-            elif self._loop_waiters:
-                wake = self._loop_waiters
-                self._loop_waiters = []
+            wake = (self._thread_waiting or self._loop_waiters) and self._wake_consumer_locked()
         finally:
             lock.release()
         if hook is not None:
             hook(self, "put")
-        if wake is not None:
-            if wake is True:
-                self.signal.set()
-            else:
-                self._schedule_loop_wake(wake)
+        if wake:
+            self._wake_consumer(wake)
         return True
 
     def _room_locked(self):
         return self.phase is not _OPEN or (
-            self.held_items < self._max_items and self.held_bytes < self._max_bytes)
+            self.held_items < self.max_items and self.held_bytes < self.max_bytes)
 
     def has_room(self):
         """True while the items held are below both limits, or once the stream is not open.
@@ -361,7 +339,7 @@ class Handoff:
         the phase, so for the producer a stale value errs toward no room (its wait then checks
         again under the lock) or toward an open stream (its ``put()`` then says it closed)."""
         return self.phase is not _OPEN or (
-            self.held_items < self._max_items and self.held_bytes < self._max_bytes)
+            self.held_items < self.max_items and self.held_bytes < self.max_bytes)
 
     async def room(self):
         """Loop producer: wait until ``has_room()``."""
@@ -398,8 +376,6 @@ class Handoff:
                 taken = True
                 if last:
                     self._items.extend(last)
-                    self._count += count
-                    self._nbytes += nbytes
                     self.held_items += count
                     self.held_bytes += nbytes
                 self.phase = _FINISHED
@@ -463,8 +439,12 @@ class Handoff:
         items = self._items
         if items:
             self._items = []
-            batch = Batch(items, self._count, self._nbytes, self.phase, self._outcome)
-            self._count = self._nbytes = 0
+            held = self.held_items
+            held_bytes = self.held_bytes
+            batch = Batch(items, held - self._taken_items, held_bytes - self._taken_bytes, self.phase,
+                          self._outcome)
+            self._taken_items = held
+            self._taken_bytes = held_bytes
             return batch
         if self.phase is not _OPEN:
             return Batch([], 0, 0, self.phase, self._outcome)
@@ -496,8 +476,12 @@ class Handoff:
                 items = self._items
                 if items:
                     self._items = []
-                    batch = Batch(items, self._count, self._nbytes, self.phase, self._outcome)
-                    self._count = self._nbytes = 0
+                    held = self.held_items
+                    held_bytes = self.held_bytes
+                    batch = Batch(items, held - self._taken_items, held_bytes - self._taken_bytes,
+                                  self.phase, self._outcome)
+                    self._taken_items = held
+                    self._taken_bytes = held_bytes
                     return batch
                 if self.phase is not _OPEN:
                     return Batch([], 0, 0, self.phase, self._outcome)
@@ -551,6 +535,8 @@ class Handoff:
             low_bytes = self._low_bytes
             self.held_items = items - count
             self.held_bytes = held - nbytes
+            self._taken_items -= count
+            self._taken_bytes -= nbytes
             wake = (
                 (items > low_items or held > low_bytes)
                 and items - count <= low_items and held - nbytes <= low_bytes
@@ -594,7 +580,8 @@ class Handoff:
             self.phase = _CLOSED
             self._outcome = reason
             self._items = []
-            self._count = self._nbytes = 0
+            self._taken_items = self.held_items  # the dropped items count as taken
+            self._taken_bytes = self.held_bytes
             wake_thread = self._wake_thread_locked()
             if self._loop_produces:
                 waiters = ()
@@ -620,6 +607,17 @@ class Handoff:
         """Loop consumer: wait until the producer called ``finish()``, also when that came after
         ``close()``: a consumer that left waits here until the producer stopped."""
         await self._loop_wait(self._producer_ended_locked)
+
+    def _wake_consumer_locked(self):
+        if self._loop_produces:
+            return self._wake_thread_locked()
+        return self._wake_loop_locked()
+
+    def _wake_consumer(self, wake):
+        if self._loop_produces:
+            self.signal.set()
+        else:
+            self._schedule_loop_wake(wake)
 
     def _wake_producer_locked(self):
         if self._loop_produces:
