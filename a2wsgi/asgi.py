@@ -181,6 +181,13 @@ for _phase, _next in _SERVING_ALLOWED.items():
     _phase.allowed = _next
 del _phase, _next
 
+# Module-level names for the members used on the per-request and per-chunk paths: a global load
+# is specialised by the interpreter, an attribute of an Enum class is looked up on each use.
+_STARTING, _STARTED, _STREAMING = Phase.STARTING, Phase.STARTED, Phase.STREAMING
+_ENDED, _FAILED, _GONE = Phase.ENDED, Phase.FAILED, Phase.GONE
+_HEAD, _BODY, _DONE, _CLOSED = Serving.HEAD, Serving.BODY, Serving.DONE, Serving.CLOSED
+_STREAM_OPEN, _STREAM_CLOSED = Stream.OPEN, Stream.CLOSED
+
 
 class _Head(tuple):
     """The response head, handed over with the first body message (PEP 3333 lets
@@ -252,7 +259,7 @@ class _ASGICall:
     __slots__ = (
         "_owner", "_app", "_loop", "_environ", "_start_response", "_wait_time", "_signal",
         "_schedule", "_inline_grace", "_response", "_request", "_task_end", "_early",
-        "_serving", "_items", "_pos", "_head", "_end", "_input", "_remaining", "_input_open",
+        "_serving", "_items", "_pos", "_released", "_release_at", "_head", "_end", "_input", "_remaining", "_input_open",
         "_input_short",
         "_phase", "_task", "_start", "_trailers", "_incoming", "_request_done", "_disconnected",
         "_reading", "_receivers", "_senders", "_final", "_ended_at", "_cancel_timer",
@@ -272,9 +279,11 @@ class _ASGICall:
         self._response = Handoff(loop, "producer", HELD_CHUNKS, HELD_BYTES, signal, schedule)
         self._request = None  # created by read_small_body() for a body streamed to the app
         # server's thread
-        self._serving = Serving.HEAD
+        self._serving = _HEAD
         self._items = []          # body chunks taken and not yet yielded, from _pos on
         self._pos = 0
+        self._released = 0        # _items before this index had their credit released
+        self._release_at = 0      # the index at which __next__ next releases credit
         self._head = None
         self._end = None          # the response's last batch outcome, once FINISHED was taken
         self._input = environ.get("wsgi.input")
@@ -282,7 +291,7 @@ class _ASGICall:
         self._input_open = False  # the app may still ask for request body
         self._input_short = False  # wsgi.input ended before CONTENT_LENGTH, or failed
         # loop
-        self._phase = Phase.STARTING
+        self._phase = _STARTING
         self._task = None
         self._start = None
         self._trailers = False
@@ -441,8 +450,10 @@ class _ASGICall:
                 self._items.extend(items)
             else:
                 self._items = items
-                self._pos = 0
-        if batch.phase is not Stream.OPEN:
+                self._pos = self._released = 0
+            # release credit when half of the chunks not yet released are yielded
+            self._release_at = self._released + (len(self._items) - self._released + 1) // 2
+        if batch.phase is not _STREAM_OPEN:
             self._end = (batch.outcome,)
 
     def respond(self):
@@ -470,7 +481,7 @@ class _ASGICall:
             chunks = self._items[self._pos:]
             self._items = []
             self._pos = 0
-            self._serving = Serving.DONE  # from HEAD, which allows it
+            self._serving = _DONE  # from HEAD, which allows it
             if self._end[0].__class__ is not _Running and self._inline_grace is None:
                 # the app task is over and no loop needs driving: close() would have nothing to do
                 self._end = self._head = None  # _forget()
@@ -478,7 +489,7 @@ class _ASGICall:
             chunks = _Chunks(chunks)
             chunks._call = self
             return chunks
-        self._serve(Serving.BODY)
+        self._serve(_BODY)
         return self
 
     def _fail_before_body(self):
@@ -487,7 +498,7 @@ class _ASGICall:
         ``http.disconnect`` it was told (rule 13; a failing ``wsgi.input`` is the same
         client-side end)."""
         (error,) = self._end
-        self._serve(Serving.DONE)
+        self._serve(_DONE)
         self._forget()
         if self._input_short:
             self._start_response("400 Bad Request", list(_SHORT_HEADERS))
@@ -497,7 +508,7 @@ class _ASGICall:
         return [_ERROR_BODY]
 
     def _serve_file(self, status, headers, f):
-        self._serve(Serving.DONE)
+        self._serve(_DONE)
         try:
             self._start_response(status, headers)
             wrapper = self._environ.get("wsgi.file_wrapper")
@@ -508,6 +519,19 @@ class _ASGICall:
             raise
         return _FileChunks(f)
 
+    def _release_yielded(self):
+        """Give back the credit of the chunks yielded since the last release (rule 7 counts a
+        chunk until it is yielded). Credit goes back in two lumps per batch taken, each a lock
+        round: when half of its chunks are yielded (the held ones then reach the hand-off's
+        low-water mark when the batch was all of them, and a producer waiting for room wakes)
+        and with its last chunk, before the next take can wait."""
+        items = self._items
+        pos = self._pos
+        released = self._released
+        self._released = pos
+        self._release_at = len(items)
+        self._response.release(pos - released, sum(map(len, items[released:pos])))
+
     def __iter__(self):
         return self
 
@@ -517,14 +541,16 @@ class _ASGICall:
             pos = self._pos
             if pos < len(items):
                 chunk = items[pos]
-                self._pos = pos + 1
-                self._response.release(1, len(chunk))
+                pos += 1
+                self._pos = pos
+                if pos == self._release_at:
+                    self._release_yielded()
                 return chunk
-            if self._serving is not Serving.BODY:
+            if self._serving is not _BODY:
                 raise StopIteration
             end = self._end
             if end is not None:
-                self._serve(Serving.DONE)
+                self._serve(_DONE)
                 outcome = end[0]
                 if isinstance(outcome, BaseException):
                     raise outcome  # rule 2: the chunks went out, then the app's error
@@ -537,9 +563,9 @@ class _ASGICall:
         ``ClientDisconnected``, and this returns at once. After it, wait for the app's remaining
         work until ``wait_time`` after the last body message, then cancel it."""
         serving = self._serving
-        if serving is Serving.CLOSED:
+        if serving is _CLOSED:
             return
-        self._serve(Serving.CLOSED)
+        self._serve(_CLOSED)
         self._items = []
         self._pos = 0
         request = self._request
@@ -635,17 +661,17 @@ class _ASGICall:
         self._ended(error)
 
     def _ended(self, error):
-        if self._phase not in _OVER and self._response.phase is Stream.CLOSED:
+        if self._phase not in _OVER and self._response.phase is _STREAM_CLOSED:
             self._on_gone()  # close() ran; its scheduled _on_gone has not yet
         timer = self._cancel_timer
         if timer is not None:
             timer.cancel()
             self._cancel_timer = None
         phase = self._phase
-        if phase is Phase.ENDED:
+        if phase is _ENDED:
             if error is not None:
                 _report(self._environ, "the ASGI app raised an exception after its response", error)
-        elif phase is Phase.GONE:
+        elif phase is _GONE:
             if error is not None:
                 if isinstance(error, OSError) or _caused_by_disconnect(error):
                     _report(self._environ, "the ASGI app ended on the client's disconnect: %r" % (error,),
@@ -655,17 +681,17 @@ class _ASGICall:
         else:
             if error is None:
                 error = RuntimeError("the ASGI app returned without %s" % (
-                    "sending http.response.start" if phase is Phase.STARTING
+                    "sending http.response.start" if phase is _STARTING
                     else "completing its response body"))
                 level = logging.DEBUG if self._disconnected else logging.ERROR
                 _report(self._environ, str(error) + (
                     " (it was told http.disconnect)" if self._disconnected else ""), level=level)
-            elif self._disconnected and phase is not Phase.STREAMING:
+            elif self._disconnected and phase is not _STREAMING:
                 _report(self._environ, "the ASGI app ended on http.disconnect: %r" % (error,),
                         level=logging.DEBUG)
             else:
                 _report(self._environ, "the ASGI app raised an exception", error)
-            self._to(Phase.FAILED)
+            self._to(_FAILED)
             self._response.finish(error)
         if self._receivers:
             self._wake_receivers()
@@ -675,7 +701,7 @@ class _ASGICall:
             task_end.finish()
         if error is not None:
             _clear_frames(error)
-        if phase is Phase.ENDED:
+        if phase is _ENDED:
             # last: the WSGI thread, woken by it, does not wait for the task's end (it is this)
             self._hand_end(False)
 
@@ -689,7 +715,7 @@ class _ASGICall:
         """The server closed the response before its end: scheduled by ``close()``, or seen
         first through the closed hand-off (a ``put`` refused, or at the task's end)."""
         if self._phase not in _OVER:
-            self._to(Phase.GONE)
+            self._to(_GONE)
         self._disconnected = True
         if self._receivers:
             self._wake_receivers()
@@ -752,7 +778,7 @@ class _ASGICall:
             self._reading = True
             try:
                 request = self._request
-                if request.phase is Stream.OPEN:
+                if request.phase is _STREAM_OPEN:
                     request.want()
                 batch = await request.take()
             finally:
@@ -761,7 +787,7 @@ class _ASGICall:
                     self._wake_receivers()
             for piece in batch.items:
                 incoming.append({"type": "http.request", "body": piece, "more_body": True})
-            if batch.phase is not Stream.OPEN:
+            if batch.phase is not _STREAM_OPEN:
                 self._request_done = True
                 if batch.outcome is None:
                     if incoming:
@@ -827,9 +853,9 @@ class _ASGICall:
 
     def _refused(self, kind):
         phase = self._phase
-        if phase is Phase.STARTING:
+        if phase is _STARTING:
             return RuntimeError("ASGI %s sent before http.response.start" % kind)
-        if phase is Phase.STREAMING and kind == "http.response.pathsend":
+        if phase is _STREAMING and kind == "http.response.pathsend":
             return RuntimeError("ASGI http.response.pathsend sent after http.response.body")
         if kind == "http.response.start":
             return RuntimeError("ASGI http.response.start sent twice")
@@ -840,14 +866,14 @@ class _ASGICall:
         Each move of ``_phase`` here follows the check that ``_ALLOWED`` permits it, so it is an
         assignment rather than a ``_to()`` call (a call per message)."""
         phase = self._phase
-        if self._disconnected and phase not in _OVER or phase is Phase.GONE:
+        if self._disconnected and phase not in _OVER or phase is _GONE:
             raise ClientDisconnected("the client disconnected")
         try:
             kind = message["type"]
         except (KeyError, TypeError):
             raise ValueError("an ASGI message must be a dict with a 'type' key, got %r" % (message,)) from None
         if kind == "http.response.body":
-            if phase is not Phase.STREAMING and phase is not Phase.STARTED:
+            if phase is not _STREAMING and phase is not _STARTED:
                 raise self._refused(kind)
             body = message.get("body", b"")
             if type(body) is not bytes:
@@ -857,12 +883,15 @@ class _ASGICall:
                 body = bytes(body)
             response = self._response
             if message.get("more_body", False):
-                if phase is Phase.STARTED:
-                    self._phase = Phase.STREAMING
+                if phase is _STARTED:
+                    self._phase = _STREAMING
                     status, headers = self._start
                     response.put(_Head((status, headers, False, None)), 0, 0)
                 if body:
-                    if self._senders or not response.has_room():
+                    # has_room()'s test, without its call (a call per chunk): a closed hand-off
+                    # goes through _wait_turn, whose has_room() lets put() report the close
+                    if (self._senders or response.held_items >= response.max_items
+                            or response.held_bytes >= response.max_bytes):
                         await self._wait_turn(True)
                     if not response.put(body, len(body)):
                         self._on_gone()
@@ -871,10 +900,10 @@ class _ASGICall:
                         raise ClientDisconnected("the client disconnected")
                 return
             self._ended_at = time.monotonic()
-            self._phase = Phase.ENDED
+            self._phase = _ENDED
             if self._receivers:
                 self._wake_receivers()
-            if phase is Phase.STARTED:
+            if phase is _STARTED:
                 status, headers = self._start
                 final = [_Head((status, headers, True, None))]
             else:
@@ -887,7 +916,7 @@ class _ASGICall:
             self._loop.call_soon(self._hand_end_unless_done)
             return
         if kind == "http.response.start":
-            if phase is not Phase.STARTING:
+            if phase is not _STARTING:
                 raise self._refused(kind)
             status = status_line(message.get("status"))
             headers = decode_response_headers(message.get("headers", ()))
@@ -895,10 +924,10 @@ class _ASGICall:
                 self._trailers = True
                 self._owner._warn_trailers(self._environ)
             self._start = (status, headers)
-            self._phase = Phase.STARTED
+            self._phase = _STARTED
             return
         if kind == "http.response.pathsend":
-            if phase is not Phase.STARTED:
+            if phase is not _STARTED:
                 raise self._refused(kind)
             path = message.get("path")
             if not isinstance(path, str):
@@ -906,7 +935,7 @@ class _ASGICall:
                                 % type(path).__name__)
             f = open(path, "rb")  # rule 8: opened before send() returns; OSError goes to the app
             self._ended_at = time.monotonic()
-            self._phase = Phase.ENDED
+            self._phase = _ENDED
             if self._receivers:
                 self._wake_receivers()
             status, headers = self._start
@@ -916,7 +945,7 @@ class _ASGICall:
                 self._cancel_timer = self._loop.call_later(max(self._wait_time, 0.0), self._cancel)
             return
         if kind == "http.response.trailers":
-            if self._trailers and phase is Phase.ENDED:
+            if self._trailers and phase is _ENDED:
                 return  # rule 10: accepted and dropped (a WSGI server cannot send trailers)
             raise RuntimeError("ASGI http.response.trailers sent %s" % (
                 "before the response body ended" if self._trailers else

@@ -498,6 +498,51 @@ def test_rule7_at_most_16_chunks_and_1_mib_held(middlewares, asgi_mode, size, li
         assert max(held) * size == 1024 * 1024 - below * size
 
 
+def test_rule7_credit_goes_back_when_yielded_in_two_lumps_per_batch(middlewares, monkeypatch):
+    """Each chunk's credit goes back once it is yielded (rule 7 counts it until then), but in
+    lumps: at most two releases per batch the WSGI thread takes (half its chunks yielded, then
+    all), and every chunk's credit is back when the body is done."""
+    from a2wsgi import asgi
+
+    takes, releases = [], []
+    poll, release = handoff.Handoff.poll, handoff.Handoff.release
+
+    def response_side(h):
+        return h.max_items == asgi.HELD_CHUNKS
+
+    def counting_poll(self):
+        batch = poll(self)
+        if response_side(self) and batch is not None and batch.items:
+            takes.append(batch.count)
+        return batch
+
+    def counting_release(self, count, nbytes=0):
+        if response_side(self):
+            releases.append((count, nbytes, self.held_items - count))
+        release(self, count, nbytes)
+
+    monkeypatch.setattr(handoff.Handoff, "poll", counting_poll)
+    monkeypatch.setattr(handoff.Handoff, "release", counting_release)
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for i in range(100):
+            await send({"type": "http.response.body", "body": b"%03d" % i, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    yielded = []
+    r = call(middlewares(app), make_environ("/"),
+             on_chunk=lambda r: yielded.append(sum(n for n, _, _ in releases)))
+    assert r.body == b"".join(b"%03d" % i for i in range(100))
+    assert sum(n for n, _, _ in releases) == 100 and sum(b for _, b, _ in releases) == 300
+    assert len(releases) <= 2 * len([n for n in takes if n])
+    # released when yielded, never before: after the k-th chunk reached the server, at most k
+    assert all(done <= k for k, done in enumerate(yielded, 1))
+    assert releases[-1][2] == 0
+
+
 # ---------------------------------------------------------------- rule 8
 
 
