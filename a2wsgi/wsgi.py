@@ -470,16 +470,16 @@ class _WsgiCall:
         """Hand a non-empty chunk to the loop, after the start if it is the first; wait while
         ``send_queue_size`` chunks are held. False once the client is gone."""
         out = self.out
-        if self.phase is _STARTING:
+        if self.phase is not _STREAMING:
+            if self.phase is not _STARTING:
+                return False
             self._move(_STREAMING)
             out.put(self.start, 0, 0)
-        elif self.phase is not _STREAMING:
-            return False
         if not out.put(chunk, len(chunk)):
             self._move(_GONE)
             return False
-        if not out.has_room():
-            out.wait_room()
+        if out.held_items >= out.max_items:  # has_room()'s test without its call (per chunk)
+            out.wait_room()  # returns at once once the stream is closed
             if out.phase is _CLOSED:
                 self._move(_GONE)
                 return False
@@ -657,15 +657,18 @@ class _WsgiCall:
             if total <= _JOIN_LIMIT:
                 chunks = [b"".join(chunks)]
         end = len(chunks) - 1
+        out = self.out
+        sends = self.sends  # counted in a local, stored back once (an error ends the call)
         for i, chunk in enumerate(chunks):
-            if self.out.phase is _CLOSED:
-                return
+            if out.phase is _CLOSED:
+                break
             await send({"type": "http.response.body", "body": chunk,
                         "more_body": not (last and i == end)})
-            self.sends += 1
-            if self.sends >= _SENDS_PER_YIELD:
-                self.sends = 0
+            sends += 1
+            if sends >= _SENDS_PER_YIELD:
+                sends = 0
                 await asyncio.sleep(0)
+        self.sends = sends
 
     async def _stop_tasks(self):
         tasks = [t for t in (self.reader, self.watcher) if t is not None and not t.done()]
