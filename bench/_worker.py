@@ -73,6 +73,10 @@ class Runner:
             if self.impl not in workloads.A2W_IMPLS:
                 raise workloads.NotAvailable("does not apply")
             return self.a2w.download(size, **extra)
+        if workload == "aw_download_b32":
+            if self.impl != "ours":
+                raise workloads.NotAvailable("does not apply")
+            return self.a2w.download(size, bound=32, **extra)
         if workload == "aw_upload":
             if self.impl not in workloads.A2W_IMPLS:
                 raise workloads.NotAvailable("does not apply")

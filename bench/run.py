@@ -84,6 +84,8 @@ IN_PROCESS = [
              6000, 1000, "higher"),
     Workload("aw_download", "aw", "A→W {size} download, 64 KiB chunks", ("ours-compiled", "ours-pure", "ours-inline",
              "upstream", "native"), 100 * MiB, 32 * MiB, "higher"),
+    Workload("aw_download_b32", "aw", "A→W {size} download, 64 KiB chunks, 32 chunks / 2 MiB ahead",
+             ("ours-compiled", "ours-pure"), 100 * MiB, 32 * MiB, "higher"),
     Workload("aw_upload", "aw", "A→W {size} upload, 64 KiB chunks", ("ours-compiled", "ours-pure", "ours-inline",
              "upstream", "native"), 100 * MiB, 32 * MiB, "higher"),
     Workload("build_environ", "hot", "build_environ, 20 headers", ("ours-compiled", "ours-pure", "upstream",

@@ -552,10 +552,29 @@ class A2W:
         _in_threads(threads, lambda: run(max(1, per_thread // 10)))
         return per_thread * threads / _in_threads(threads, lambda: run(per_thread)), "req/s"
 
-    def download(self, total, warmup=None, before=None):
-        """``total`` bytes in 64 KiB chunks from the app to the WSGI server: MiB/s."""
+    def download(self, total, warmup=None, before=None, bound=None):
+        """``total`` bytes in 64 KiB chunks from the app to the WSGI server: MiB/s.
+
+        ``bound``: run at most that many chunks (and 64 KiB each) ahead of the server instead of
+        ASGIMiddleware's HELD_CHUNKS/HELD_BYTES (16, 1 MiB; issue 13, rule 7). A build whose
+        response hand-off counts a chunk until it is taken rather than yielded (commit 9111e57,
+        ``before``: 16 queued, and up to 16 more taken) already runs up to 31 ahead, and keeps
+        its own."""
         if self.impl in ("floor", "hop"):
             raise NotAvailable("does not apply")
+        if bound is None:
+            return self._download(total, warmup, before)
+        from a2wsgi import asgi
+        if not hasattr(asgi, "Handoff"):
+            return self._download(total, warmup, before)
+        limits = asgi.HELD_CHUNKS, asgi.HELD_BYTES
+        asgi.HELD_CHUNKS, asgi.HELD_BYTES = bound, bound * apps.CHUNK
+        try:
+            return self._download(total, warmup, before)
+        finally:
+            asgi.HELD_CHUNKS, asgi.HELD_BYTES = limits
+
+    def _download(self, total, warmup, before):
         app = self._app("download", apps.asgi_download, apps.wsgi_download)
 
         held = [0]
