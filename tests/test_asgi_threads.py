@@ -14,8 +14,8 @@ import pytest
 
 from a2wsgi._handoff import Signal
 
-from test_asgi_support import (threads_only, HANG_GUARD, call, loop_threads, make_environ, middlewares,  # noqa: F401
-                               pending_tasks, read_body, respond)
+from test_asgi_support import (threads_only, HANG_GUARD, Response, call, loop_threads, make_environ,  # noqa: F401
+                               middlewares, pending_tasks, read_body, respond)
 
 
 def run_in_thread(loop):
@@ -158,6 +158,95 @@ def test_one_hop_and_one_wakeup_per_small_request(middlewares, monkeypatch):
         loop.call_soon_threadsafe(loop.stop)
         loop._runner.join(HANG_GUARD)
         loop.close()
+
+
+#: Whether the middleware's own loop starts the app task eagerly (asyncio's eager_start).
+EAGER = sys.implementation.name == "cpython" and sys.version_info >= (3, 12)
+
+
+def test_passes_of_the_middlewares_own_loop_per_small_request(middlewares, asgi_mode):
+    """On its own loop (CPython 3.12 and later) the middleware starts the app task eagerly: the
+    app's first step runs in the callback the hop scheduled, and an app that ends there ends the
+    call at once, so a small request takes one pass of the loop. Otherwise the task's first step
+    runs in the next pass and its end is handled in the one after that: three."""
+    if asgi_mode == "inline":
+        pytest.skip("inline mode drives its loop from the serving thread (tests/test_asgi_inline.py)")
+
+    async def echo(scope, receive, send):
+        if scope["type"] == "http":
+            body, _ = await read_body(receive)
+            await respond(send, body)
+
+    mw = middlewares(echo)
+    call(mw, make_environ("/", "POST", b"warm-up"))
+    loop = mw.loop
+    passes = [0]
+    run_once = loop._run_once
+
+    def counting_run_once():
+        passes[0] += 1
+        run_once()
+
+    loop._run_once = counting_run_once
+    try:
+        n = 200
+        for i in range(n):
+            assert call(mw, make_environ("/", "POST", b"small %d" % i)).body == b"small %d" % i
+    finally:
+        del loop._run_once
+    # a request whose hop's self-pipe byte is read in a pass after its callback ran takes two
+    if EAGER:
+        assert n <= passes[0] <= n + n // 4
+    else:
+        assert 3 * n <= passes[0] <= 3 * n + n // 4
+
+
+def test_app_task_is_current_from_its_first_step_and_what_it_starts_runs_later(middlewares):
+    """Eager or not, the app runs as a task of its own from its first step (anyio and sniffio
+    ask asyncio.current_task()), and a task it creates runs only once the app awaits."""
+    seen = []
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        me = asyncio.current_task()
+        order = []
+
+        async def child():
+            order.append("child")
+
+        started = asyncio.get_running_loop().create_task(child())
+        order.append("app")
+        await started
+        seen.append((me is not None and not me.done(), order))
+        await respond(send, b"ok")
+
+    assert call(middlewares(app), make_environ("/")).body == b"ok"
+    assert seen == [(True, ["app", "child"])]
+
+
+def test_a_body_ended_in_the_first_step_goes_out_before_the_task_ends(middlewares):
+    """An app that sends its whole response without awaiting anything else, and then goes on
+    (background work), has its response handed over at once; close() waits for the rest."""
+    release = threading.Event()
+    finished = []
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"done"})
+        await asyncio.get_running_loop().run_in_executor(None, release.wait, HANG_GUARD)
+        finished.append(True)
+
+    mw = middlewares(app)
+    response = Response()
+    result = mw(make_environ("/"), response.start_response)
+    assert b"".join(result) == b"done" and response.status == "200 OK"
+    assert finished == []
+    release.set()
+    result.close()
+    assert finished == [True]
 
 
 def _child_env(impl, **extra):
