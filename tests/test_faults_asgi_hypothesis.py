@@ -117,8 +117,8 @@ def test_bytes_in_order_or_the_documented_outcome(middlewares):
         except OSError:
             outcome = "send raised"
         finally:
-            record["outcome"] = outcome
             record["pieces"] = [p for p in pieces if p]
+            record["outcome"] = outcome  # last: the test thread waits for it, then reads the rest
 
     mw = middlewares(app)
     threads = []
