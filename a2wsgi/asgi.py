@@ -636,7 +636,7 @@ class _ASGICall:
         body read before (``read_small_body``), or None when it is streamed through
         ``_request``.
 
-        On the middleware's own loop (CPython 3.12 and later) the task starts eagerly: its first
+        On the middleware's own loop (Python 3.12 and later) the task starts eagerly: its first
         step runs here, in this callback, instead of in the loop's next iteration (a small
         request then takes one pass of the loop fewer). It is still a task of its own: the app
         sees ``asyncio.current_task()``, its context is a copy, and what it schedules runs

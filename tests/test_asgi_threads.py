@@ -160,12 +160,12 @@ def test_one_hop_and_one_wakeup_per_small_request(middlewares, monkeypatch):
         loop.close()
 
 
-#: Whether the middleware's own loop starts the app task eagerly (asyncio's eager_start).
-EAGER = sys.implementation.name == "cpython" and sys.version_info >= (3, 12)
+#: Whether the middleware's own loop starts the app task eagerly (asyncio's eager_start, Python 3.12+).
+EAGER = sys.version_info >= (3, 12)
 
 
 def test_passes_of_the_middlewares_own_loop_per_small_request(middlewares, asgi_mode):
-    """On its own loop (CPython 3.12 and later) the middleware starts the app task eagerly: the
+    """On its own loop (Python 3.12 and later) the middleware starts the app task eagerly: the
     app's first step runs in the callback the hop scheduled, and an app that ends there ends the
     call at once, so a small request takes one pass of the loop. Otherwise the task's first step
     runs in the next pass and its end is handled in the one after that: three."""
