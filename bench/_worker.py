@@ -20,7 +20,7 @@ import traceback
 
 import workloads
 
-IMPLS = ("ours", "ours-inline", "upstream", "uvicorn", "asgiref", "floor", "hop", "native")
+IMPLS = ("ours", "ours-inline", "upstream", "uvicorn", "asgiref", "floor", "hop", "protocol", "native")
 # Whole requests that ``loop`` mode can repeat: name -> (direction, workload)
 REQUEST_LOOPS = {"wa_request": "w2a", "aw_request": "a2w"}
 

@@ -13,7 +13,9 @@ same request as the bench's sequential echo rows), for ours and for the bare hop
 change to the middlewares costs or saves on a whole request, and how much of it is beyond the hop.
 They run two threads (the loop's and a worker), which valgrind serialises; their counts repeat to
 within a small fraction of a percent rather than to the instruction, and use a tenth of the calls.
-``aw_request`` is also counted for ``ours-inline`` (``inline=True``: one thread, no hop).
+``aw_request`` is also counted for ``ours-inline`` (``inline=True``: one thread, no hop), and
+``wa_request`` for ``protocol`` (the hop plus the protocol work every W->A bridge does; see
+workloads.py).
 """
 
 import argparse
@@ -35,7 +37,7 @@ IMPLS = ("ours-compiled", "ours-pure", "upstream")
 REQUESTS = ("wa_request", "aw_request")
 REQUEST_IMPLS = ("ours-compiled", "ours-pure", "hop")
 # Counted for one direction only: inline mode exists for A->W alone.
-DIRECTION_IMPLS = {"aw_request": ("ours-inline",)}
+DIRECTION_IMPLS = {"aw_request": ("ours-inline",), "wa_request": ("protocol",)}
 _COLLECTED = re.compile(rb"Collected\s*:\s*(\d+)")
 
 

@@ -39,6 +39,7 @@ LABELS = {
     "asgiref": "asgiref",
     "floor": "floor",
     "hop": "hop",
+    "protocol": "protocol",
     "native": "native",
     "before-compiled": "ours",
     "before-pure": "ours",
@@ -78,13 +79,13 @@ def worker_env(label):
         if not BEFORE_DIR:
             raise ValueError("%s needs a directory to measure (run.py --before DIR)" % label)
         env["PYTHONPATH"] = os.pathsep.join([BEFORE_DIR, HERE])
-    elif impl.startswith("ours") and OURS_DIR:
+    elif (impl.startswith("ours") or impl == "protocol") and OURS_DIR:
         env["PYTHONPATH"] = os.pathsep.join([OURS_DIR, HERE])
     if label in ("ours-pure", "before-pure"):
         env["A2WSGI_PURE"] = "1"
     elif label == "upstream":
         env["PYTHONPATH"] = os.pathsep.join([UPSTREAM_DIR, HERE])
-    elif not impl.startswith("ours"):
+    elif not impl.startswith("ours") and impl != "protocol":
         env["PYTHONPATH"] = os.pathsep.join([HIDE_DIR, HERE])
     env.pop("PYTHONASYNCIODEBUG", None)
     return impl, env

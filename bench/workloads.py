@@ -3,7 +3,7 @@
 Each implementation runs in its own worker process (see ``_worker.py``); ``IMPL`` there is one of
 ``ours`` (compiled or pure, decided by ``A2WSGI_PURE`` in that process), ``ours-inline``
 (``ASGIMiddleware(app, inline=True)``, A->W only), ``upstream`` (a2wsgi 1.10.10 first on ``sys.path``),
-``uvicorn``, ``asgiref``, ``floor``, ``hop`` and ``native``. Every workload returns one figure and checks
+``uvicorn``, ``asgiref``, ``floor``, ``hop``, ``protocol`` (W->A only) and ``native``. Every workload returns one figure and checks
 every response it gets: a wrong status or body is an error, never a number.
 
 The two floors of a small request:
@@ -15,10 +15,18 @@ The two floors of a small request:
   coroutine function to the loop with ``call_soon_threadsafe`` (the task is created there) and waits
   on a ``threading.Lock`` used as a one-shot semaphore. What a bridge costs beyond ``hop`` is its own
   work (environ/scope, messages, streaming, bookkeeping).
+- ``protocol`` (W->A, sequential echo only) is ``hop`` plus the protocol work that every W->A bridge
+  does for this request, and nothing else: the loop receives the body message and sends
+  ``http.response.start`` and the body; the worker builds the PEP 3333 environ from the scope with
+  a ``wsgi.input`` over the body, and checks and encodes the status and headers given to
+  ``start_response`` (a2wsgi's own hot functions, compiled unless ``A2WSGI_PURE=1``). No stream
+  hand-off, no disconnect watch, no phases, no error path. What ours costs beyond ``protocol`` is
+  the bridge's own machinery; what ``protocol`` costs beyond ``hop`` no bridge can skip.
 """
 
 import asyncio
 import concurrent.futures
+import functools
 import io
 import queue
 import threading
@@ -26,7 +34,7 @@ import time
 
 import apps
 
-W2A_IMPLS = ("ours", "upstream", "uvicorn", "asgiref", "floor", "hop", "native")
+W2A_IMPLS = ("ours", "upstream", "uvicorn", "asgiref", "floor", "hop", "protocol", "native")
 # A throughput figure streams its body again and again until this much time has passed.
 MIN_SECONDS = 0.25
 A2W_IMPLS = ("ours", "ours-inline", "upstream", "floor", "hop", "native")
@@ -202,12 +210,14 @@ class W2A:
             self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=10)
         return self.pool
 
-    def _hop_jobs(self):
-        """The bare hop's job queue, served by 10 plain worker threads (as many as the bridges')."""
+    def _hop_jobs(self, worker=None):
+        """The bare hop's job queue, served by 10 plain worker threads (as many as the bridges')
+        running ``worker`` (``_hop_worker`` by default)."""
         if self.jobs is None:
             self.jobs = queue.SimpleQueue()
             for _ in range(10):
-                threading.Thread(target=_hop_worker, args=(self.jobs,), daemon=True, name="hop-worker").start()
+                threading.Thread(target=worker or _hop_worker, args=(self.jobs,), daemon=True,
+                                 name="hop-worker").start()
         return self.jobs
 
     async def _hop_once(self, jobs, template):
@@ -218,6 +228,16 @@ class W2A:
         body = await future
         if body != apps.ECHO_BODY:
             raise BridgeError("bare hop answered %r, expected %r" % (body[:80], apps.ECHO_BODY[:80]))
+
+    async def _protocol_once(self, jobs, scope):
+        exchange = ScriptedExchange(1, b"", apps.ECHO_BODY, True)
+        message = await exchange.receive()
+        future = self.loop.create_future()
+        jobs.put((self.loop, future, apps.wsgi_echo, dict(scope), message["body"]))
+        (status, headers), chunks = await future
+        await exchange.send({"type": "http.response.start", "status": status, "headers": headers})
+        await exchange.send({"type": "http.response.body", "body": b"".join(chunks), "more_body": False})
+        exchange.check(len(apps.ECHO_BODY), apps.ECHO_BODY)
 
     async def _echo_once(self, app, scope):
         exchange = ScriptedExchange(1, b"", apps.ECHO_BODY, True)
@@ -237,6 +257,10 @@ class W2A:
             jobs = self._hop_jobs()
             template = apps.wsgi_environ(content_length=len(apps.ECHO_BODY))
             return lambda: self._hop_once(jobs, template)
+        if self.impl == "protocol":
+            jobs = self._hop_jobs(_protocol_worker)
+            scope = apps.http_scope()
+            return lambda: self._protocol_once(jobs, scope)
         app = self._app("echo", apps.wsgi_echo, apps.asgi_echo)
         scope = apps.http_scope()
         return lambda: self._echo_once(app, scope)
@@ -281,7 +305,7 @@ class W2A:
         ``warmup`` bytes are streamed first (default: ``total``), then ``before()`` is called.
         ``queue`` is the bridge's ``send_queue_size``.
         """
-        if self.impl in ("floor", "hop"):
+        if self.impl in ("floor", "hop", "protocol"):
             raise NotAvailable("does not apply")
         app = self._app("download", apps.wsgi_download, apps.asgi_download, queue)
 
@@ -311,7 +335,7 @@ class W2A:
 
     def upload(self, total, warmup=None, before=None):
         """``total`` bytes in 64 KiB messages from the client to the app: MiB/s."""
-        if self.impl in ("floor", "hop"):
+        if self.impl in ("floor", "hop", "protocol"):
             raise NotAvailable("does not apply")
         app = self._app("upload", apps.wsgi_upload, apps.asgi_upload)
 
@@ -360,6 +384,34 @@ def _hop_worker(jobs):
             loop.call_soon_threadsafe(_fail, future, exc)
         else:
             loop.call_soon_threadsafe(_resolve, future, body)
+
+
+def _protocol_worker(jobs):
+    """A ``protocol`` worker: the bare hop's, with the environ built from the scope and the
+    response start checked and encoded, by a2wsgi's hot functions."""
+    from a2wsgi._hot import wsgi_hot
+
+    build_environ, body_of = wsgi_hot.build_environ, wsgi_hot.Body
+    parse_status, encode_response_headers = wsgi_hot.parse_status, wsgi_hot.encode_response_headers
+    while True:
+        loop, future, app, scope, body = jobs.get()
+        try:
+            start = []
+
+            def start_response(status, headers, exc_info=None):
+                start.append((parse_status(status), encode_response_headers(headers)))
+
+            environ = build_environ(scope, body_of(functools.partial(next, iter((body,)), b"")), "")
+            result = app(environ, start_response)
+            chunks = list(result)
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+            value = (start[0], chunks)
+        except BaseException as exc:  # noqa: BLE001 - handed to the loop, raised there
+            loop.call_soon_threadsafe(_fail, future, exc)
+        else:
+            loop.call_soon_threadsafe(_resolve, future, value)
 
 
 def _resolve(future, value):
@@ -560,7 +612,7 @@ class A2W:
         response hand-off counts a chunk until it is taken rather than yielded (commit 9111e57,
         ``before``: 16 queued, and up to 16 more taken) already runs up to 31 ahead, and keeps
         its own."""
-        if self.impl in ("floor", "hop"):
+        if self.impl in ("floor", "hop", "protocol"):
             raise NotAvailable("does not apply")
         if bound is None:
             return self._download(total, warmup, before)
@@ -596,7 +648,7 @@ class A2W:
 
     def upload(self, total, warmup=None, before=None):
         """``total`` bytes read by the bridge from ``wsgi.input`` and sent to the app: MiB/s."""
-        if self.impl in ("floor", "hop"):
+        if self.impl in ("floor", "hop", "protocol"):
             raise NotAvailable("does not apply")
         app = self._app("upload", apps.asgi_upload, apps.wsgi_upload)
 
