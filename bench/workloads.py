@@ -15,7 +15,7 @@ The two floors of a small request:
   coroutine function to the loop with ``call_soon_threadsafe`` (the task is created there) and waits
   on a ``threading.Lock`` used as a one-shot semaphore. What a bridge costs beyond ``hop`` is its own
   work (environ/scope, messages, streaming, bookkeeping).
-- ``protocol`` (W->A, sequential echo only) is ``hop`` plus the protocol work that every W->A bridge
+- ``protocol`` (W->A small echoes only) is ``hop`` plus the protocol work that every W->A bridge
   does for this request, and nothing else: the loop receives the body message and sends
   ``http.response.start`` and the body; the worker builds the PEP 3333 environ from the scope with
   a ``wsgi.input`` over the body, and checks and encodes the status and headers given to
