@@ -31,7 +31,7 @@ def _start(argv, impl, cwd):
         port = free_port()
         proc = subprocess.Popen([sys.executable, "-m", "a2wsgi", "serve", *argv, "--port", str(port)],
                                 env=_env(impl), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)
+                                text=True, preexec_fn=_as_in_a_terminal)
         try:
             wait_for_port(port, proc)
         except RuntimeError:
@@ -41,6 +41,14 @@ def _start(argv, impl, cwd):
             pytest.fail("serve exited early:\n" + out)
         return proc, port
     pytest.fail("no free port for serve after 3 tries")
+
+
+def _as_in_a_terminal():
+    """In the child: SIGINT as a shell in a terminal leaves it (its default), however the test run
+    was started. A run started as a background job of a non-interactive shell ignores SIGINT, and
+    an ignored signal stays ignored across exec: serve would then never see the Ctrl-C that
+    ``_stop`` plays."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _stop(proc):
