@@ -31,7 +31,7 @@ def _start(argv, impl, cwd):
         port = free_port()
         proc = subprocess.Popen([sys.executable, "-m", "a2wsgi", "serve", *argv, "--port", str(port)],
                                 env=_env(impl), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, preexec_fn=_as_in_a_terminal)
+                                text=True, preexec_fn=_as_in_a_terminal if os.name == "posix" else None)
         try:
             wait_for_port(port, proc)
         except RuntimeError:
