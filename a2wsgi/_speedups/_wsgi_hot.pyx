@@ -675,8 +675,17 @@ cdef inline bytes _latin1(text, str what, pair):
     return raw
 
 
-cdef inline bint _is_ows(unsigned char c) noexcept nogil:
-    return c == 0x20 or c == 0x09
+cdef inline Py_ssize_t _trim_ows(const unsigned char* data, Py_ssize_t n,
+                                 Py_ssize_t* start) noexcept nogil:
+    """``bytes.strip(b" \\t")`` of ``data[:n]`` as two indices: sets ``*start`` past the leading
+    spaces and tabs and returns the end before the trailing ones."""
+    cdef Py_ssize_t first = 0, end = n
+    while first < end and (data[first] == 0x20 or data[first] == 0x09):
+        first += 1
+    while end > first and (data[end - 1] == 0x20 or data[end - 1] == 0x09):
+        end -= 1
+    start[0] = first
+    return end
 
 
 cdef object _encoded_pair(pair):
@@ -699,12 +708,7 @@ cdef object _encoded_pair(pair):
     value_data = a2wsgi_latin1_data(value, &value_len)
     if name_data == NULL or value_data == NULL:
         return None
-    start = 0
-    end = name_len
-    while start < end and _is_ows(name_data[start]):
-        start += 1
-    while end > start and _is_ows(name_data[end - 1]):
-        end -= 1
+    end = _trim_ows(name_data, name_len, &start)
     if start == end or _first_not_tchar(name_data + start, end - start, _IS_TCHAR) >= 0:
         return None
     if _first_ctl(value_data, value_len, _IS_CTL) >= 0:
@@ -714,12 +718,7 @@ cdef object _encoded_pair(pair):
     for i in range(end - start):
         c = name_data[start + i]
         out[i] = <char>(c + 32 if 0x41 <= c <= 0x5A else c)  # bytes.lower(): ASCII letters only
-    start = 0
-    end = value_len
-    while start < end and _is_ows(value_data[start]):
-        start += 1
-    while end > start and _is_ows(value_data[end - 1]):
-        end -= 1
+    end = _trim_ows(value_data, value_len, &start)
     return (raw_name, PyBytes_FromStringAndSize(<const char*>value_data + start, end - start))
 
 
